@@ -1,0 +1,182 @@
+package vaulttest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Version is the Vault release the harness runs (the last MPL-2.0 release).
+const Version = "1.14.1"
+
+// Server is a running Vault dev server.
+type Server struct {
+	// Addr is the server's base URL, e.g. http://127.0.0.1:41234.
+	Addr string
+	// RootToken is the dev server's root token, random per server.
+	RootToken string
+	// Client is authenticated with RootToken.
+	Client *api.Client
+
+	cmd *exec.Cmd
+	log *bytes.Buffer
+}
+
+// BinaryPath returns where `make vault` puts the binary: $VAULT_BIN, or
+// <user cache dir>/vaultlightstep/vault-<Version>/vault.
+func BinaryPath() string {
+	if p := os.Getenv("VAULT_BIN"); p != "" {
+		return p
+	}
+	dir := os.Getenv("VAULTLIGHTSTEP_CACHE")
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		dir = filepath.Join(cache, "vaultlightstep")
+	}
+	return filepath.Join(dir, "vault-"+Version, "vault")
+}
+
+// Start runs a dev server for the test and stops it on cleanup. A missing
+// binary fails the test: the real-server tests must never be skipped silently.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := BinaryPath()
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("vault dev server binary not found at %s: run `make vault` first (%v)", bin, err)
+	}
+	var lastErr error
+	for range 3 { // a free port can be taken between probe and bind
+		s, err := start(t, bin, freePort(t))
+		if err == nil {
+			return s
+		}
+		lastErr = err
+	}
+	t.Fatalf("vault dev server did not start: %v", lastErr)
+	return nil
+}
+
+// StartAt runs a dev server on a given address, e.g. to bring one back on the
+// port a component is already configured with.
+func StartAt(t testing.TB, hostPort string) *Server {
+	t.Helper()
+	s, err := start(t, BinaryPath(), hostPort)
+	if err != nil {
+		t.Fatalf("vault dev server did not start on %s: %v", hostPort, err)
+	}
+	return s
+}
+
+func start(t testing.TB, bin, hostPort string) (*Server, error) {
+	root := randomID()
+	home := t.TempDir()
+	cmd := exec.Command(bin, "server", "-dev",
+		"-dev-root-token-id="+root,
+		"-dev-listen-address="+hostPort,
+		"-dev-no-store-token",
+	)
+	// A clean environment: no VAULT_* of the developer's leaks in.
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	log := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &Server{Addr: "http://" + hostPort, RootToken: root, cmd: cmd, log: log}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { s.stop(exited) })
+
+	if err := waitHealthy(s.Addr, exited); err != nil {
+		s.stop(exited)
+		// The dev server prints its root token; this one is random and dies with the test.
+		return nil, fmt.Errorf("%w; server output:\n%s", err, log.String())
+	}
+	cfg := api.DefaultConfig()
+	cfg.Address = s.Addr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(root)
+	s.Client = c
+	return s, nil
+}
+
+// Stop kills the server (and its process group) now, e.g. to simulate an outage.
+func (s *Server) Stop() {
+	if s.cmd.Process != nil {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+func (s *Server) stop(exited <-chan error) {
+	s.Stop()
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// HostPort returns the server's host:port.
+func (s *Server) HostPort() string { return s.Addr[len("http://"):] }
+
+func waitHealthy(addr string, exited <-chan error) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited before becoming healthy: %v", err)
+		default:
+		}
+		resp, err := client.Get(addr + "/v1/sys/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for a condition
+	}
+	return errors.New("not healthy after 30s")
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("no free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}

@@ -1,0 +1,121 @@
+package vaulttest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// PutKV2 writes data at path in the KV v2 mount "secret" and returns the new version.
+func (s *Server) PutKV2(t testing.TB, path string, data map[string]any) int {
+	t.Helper()
+	sec, err := s.Client.KVv2("secret").Put(ctx(t), path, data)
+	if err != nil {
+		t.Fatalf("kv2 put %s: %v", path, err)
+	}
+	return sec.VersionMetadata.Version
+}
+
+// PutPolicy writes an ACL policy.
+func (s *Server) PutPolicy(t testing.TB, name, hcl string) {
+	t.Helper()
+	if err := s.Client.Sys().PutPolicyWithContext(ctx(t), name, hcl); err != nil {
+		t.Fatalf("put policy %s: %v", name, err)
+	}
+}
+
+// EnableAuth mounts an auth method at path once; later calls are no-ops.
+func (s *Server) EnableAuth(t testing.TB, path, method string) {
+	t.Helper()
+	err := s.Client.Sys().EnableAuthWithOptionsWithContext(ctx(t), path, &api.EnableAuthOptions{Type: method})
+	if err != nil && !strings.Contains(err.Error(), "path is already in use") {
+		t.Fatalf("enable auth %s at %s: %v", method, path, err)
+	}
+}
+
+// Write writes data at a raw API path with the root token and fails the test on error.
+func (s *Server) Write(t testing.TB, path string, data map[string]any) *api.Secret {
+	t.Helper()
+	sec, err := s.Client.Logical().WriteWithContext(ctx(t), path, data)
+	if err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+	return sec
+}
+
+// Read reads a raw API path with the root token and fails the test on error.
+func (s *Server) Read(t testing.TB, path string) *api.Secret {
+	t.Helper()
+	sec, err := s.Client.Logical().ReadWithContext(ctx(t), path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	if sec == nil {
+		t.Fatalf("read %s: nothing there", path)
+	}
+	return sec
+}
+
+// AppRole creates role under the "approle" mount with the given token
+// settings (e.g. token_policies, token_ttl) and returns its role id and a new
+// secret id.
+func (s *Server) AppRole(t testing.TB, role string, settings map[string]any) (roleID, secretID string) {
+	t.Helper()
+	s.EnableAuth(t, "approle", "approle")
+	s.Write(t, "auth/approle/role/"+role, settings)
+	roleID = s.Read(t, "auth/approle/role/"+role+"/role-id").Data["role_id"].(string)
+	return roleID, s.NewSecretID(t, role)
+}
+
+// NewSecretID issues another secret id for an AppRole role.
+func (s *Server) NewSecretID(t testing.TB, role string) string {
+	t.Helper()
+	return s.Write(t, "auth/approle/role/"+role+"/secret-id", nil).Data["secret_id"].(string)
+}
+
+// Workload is a userpass identity with a named entity, as a workload that
+// sends telemetry has.
+type Workload struct {
+	Name     string // the user name and the entity name
+	EntityID string
+	Token    string // a Vault token logged in as this workload
+}
+
+// UserpassWorkload creates entity name, a userpass user of the same name
+// aliased to it, logs in, and returns the workload with its token.
+func (s *Server) UserpassWorkload(t testing.TB, name string, policies ...string) Workload {
+	t.Helper()
+	s.EnableAuth(t, "userpass", "userpass")
+	password := randomID()
+	s.Write(t, "auth/userpass/users/"+name, map[string]any{
+		"password":       password,
+		"token_policies": strings.Join(policies, ","),
+	})
+	entityID := s.Write(t, "identity/entity", map[string]any{"name": name}).Data["id"].(string)
+	auths, err := s.Client.Sys().ListAuthWithContext(ctx(t))
+	if err != nil {
+		t.Fatalf("list auth: %v", err)
+	}
+	s.Write(t, "identity/entity-alias", map[string]any{
+		"name":           name,
+		"canonical_id":   entityID,
+		"mount_accessor": auths["userpass/"].Accessor,
+	})
+	login := s.Write(t, "auth/userpass/login/"+name, map[string]any{"password": password})
+	if login.Auth.EntityID != entityID {
+		t.Fatalf("userpass login for %s got entity %q, want %q", name, login.Auth.EntityID, entityID)
+	}
+	return Workload{Name: name, EntityID: entityID, Token: login.Auth.ClientToken}
+}
+
+// ClientWithToken returns a client for this server that uses token.
+func (s *Server) ClientWithToken(t testing.TB, token string) *api.Client {
+	t.Helper()
+	c, err := s.Client.Clone()
+	if err != nil {
+		t.Fatalf("clone client: %v", err)
+	}
+	c.SetToken(token)
+	return c
+}
