@@ -1,0 +1,67 @@
+package vaultauthextension
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
+)
+
+// sum returns the total of an int64 sum or gauge metric, and the rendering
+// of its attributes (to check no secret is in them).
+func (h *harness) sum(t *testing.T, name string) (int64, string) {
+	t.Helper()
+	m, err := h.tel.GetMetric(name)
+	if err != nil {
+		return 0, ""
+	}
+	var total int64
+	var attrs string
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		for _, p := range d.DataPoints {
+			total += p.Value
+			attrs += p.Attributes.Encoded(attribute.DefaultEncoder())
+		}
+	case metricdata.Gauge[int64]:
+		for _, p := range d.DataPoints {
+			total += p.Value
+			attrs += p.Attributes.Encoded(attribute.DefaultEncoder())
+		}
+	default:
+		t.Fatalf("%s: unexpected data %T", name, m.Data)
+	}
+	return total, attrs
+}
+
+func TestInternalTelemetry(t *testing.T) {
+	v := vaulttest.Start(t)
+	seedLightstep(t, v, "ls-token-v1")
+	proxy := vaulttest.NewProxy(t, v.HostPort())
+	cfg := newConfig(proxy.Addr)
+	cfg.Auth.Token = configToken(t, v)
+	h := start(t, cfg)
+	h.waitValue(t, "ls-token-v1")
+
+	version, _ := h.sum(t, "otelcol_vaultauth_secret_version")
+	assert.EqualValues(t, 1, version)
+	rotations, _ := h.sum(t, "otelcol_vaultauth_rotations")
+	assert.Zero(t, rotations, "the first value is not a rotation")
+
+	v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v2"})
+	h.waitValue(t, "ls-token-v2")
+	require.Eventually(t, func() bool { n, _ := h.sum(t, "otelcol_vaultauth_rotations"); return n == 1 }, eventually, poll)
+	version, _ = h.sum(t, "otelcol_vaultauth_secret_version")
+	assert.EqualValues(t, 2, version)
+
+	proxy.SetDown(true)
+	require.Eventually(t, func() bool { n, _ := h.sum(t, "otelcol_vaultauth_vault_request_failures"); return n > 0 }, eventually, poll)
+	_, attrs := h.sum(t, "otelcol_vaultauth_vault_request_failures")
+	assert.Contains(t, attrs, "activity=secret read")
+	assert.Contains(t, attrs, "extension=vaultauth/lightstep")
+	assert.NotContains(t, attrs, "ls-token")
+}

@@ -1,0 +1,266 @@
+package vaultclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+)
+
+// SecretConfig names one field of one secret by its raw API path.
+type SecretConfig struct {
+	// Path is the raw API path: secret/data/x for KV v2, kv/x for KV v1, or
+	// any engine's read path (leased secrets too).
+	Path string `mapstructure:"path"`
+	// Key is the field in data (in data.data for KV v2).
+	Key string `mapstructure:"key"`
+
+	_ struct{}
+}
+
+// Check checks the block like VaultConfig.Check.
+func (c SecretConfig) Check(prefix string) error {
+	var errs []error
+	if strings.Trim(c.Path, "/") == "" {
+		errs = append(errs, errors.New("path: required"))
+	}
+	if c.Key == "" {
+		errs = append(errs, errors.New("key: required"))
+	}
+	return prefixed(prefix, errs)
+}
+
+// Value is one read of the secret's field.
+type Value struct {
+	Data    string    // the field's value: never log it
+	Version int       // KV v2 version, 0 for other engines
+	Expires time.Time // end of the lease; zero when the value does not expire
+}
+
+// forcedRefreshEvery limits RefreshNow, so a backend rejecting every request
+// cannot turn into a flood of Vault reads.
+const forcedRefreshEvery = 10 * time.Second
+
+// SecretWatcher reads a secret once logged in and keeps it current: KV v2
+// versions are detected by polling metadata every interval, leased secrets
+// are re-read at two thirds of their lease, and a read that fails keeps the
+// last good value until its lease really ends.
+type SecretWatcher struct {
+	session  *Session
+	cfg      SecretConfig
+	path     string
+	interval time.Duration
+	onChange func(Value) // a new value, or the zero Value when the last one expired
+	state    *stateLog
+	logger   *zap.Logger
+
+	refresh    chan struct{}
+	lastForced atomic.Int64 // unix nanos of the last accepted RefreshNow
+}
+
+// NewSecretWatcher prepares a watcher; Run does the work. onChange is called
+// from Run's goroutine.
+func NewSecretWatcher(session *Session, cfg SecretConfig, interval time.Duration, logger *zap.Logger, report Reporter, onChange func(Value)) *SecretWatcher {
+	return &SecretWatcher{
+		session:  session,
+		cfg:      cfg,
+		path:     strings.Trim(cfg.Path, "/"),
+		interval: interval,
+		onChange: onChange,
+		logger:   logger,
+		state:    newStateLog("secret read", logger, report),
+		refresh:  make(chan struct{}, 1),
+	}
+}
+
+// RefreshNow asks for a full re-read soon, e.g. after the backend rejected the
+// current value. At most one is honoured per forcedRefreshEvery; it does no I/O.
+func (w *SecretWatcher) RefreshNow() {
+	now := time.Now().UnixNano()
+	last := w.lastForced.Load()
+	if now-last < int64(forcedRefreshEvery) || !w.lastForced.CompareAndSwap(last, now) {
+		return
+	}
+	select {
+	case w.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// Run keeps the value current until ctx ends.
+func (w *SecretWatcher) Run(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-w.session.LoggedIn():
+	}
+	var (
+		current Value
+		kv2     bool
+		b       = newBackoff(w.session.retry)
+		expiry  = time.NewTimer(time.Hour)
+	)
+	expiry.Stop()
+	defer expiry.Stop()
+
+	fullRead := true
+	for {
+		if fullRead {
+			v, isKV2, err := w.read(ctx)
+			if err != nil {
+				w.failed(err)
+				if !w.sleep(ctx, b.delay(), expiry, &current) {
+					return
+				}
+				continue
+			}
+			b.reset()
+			w.state.ok()
+			kv2 = isKV2
+			if v != current {
+				changed := current.Data != "" && v.Data != current.Data
+				current = v
+				w.onChange(v)
+				if changed {
+					w.logger.Info("Vault secret changed; new value in use",
+						zap.String("path", w.path), zap.Int("version", v.Version))
+				}
+			}
+			if !v.Expires.IsZero() {
+				expiry.Reset(time.Until(v.Expires))
+			}
+		}
+		if !w.sleep(ctx, w.nextRead(current), expiry, &current) {
+			return
+		}
+		fullRead = true
+		if kv2 && current.Expires.IsZero() {
+			// Cheap check first: only read the data when a new version exists.
+			version, err := w.currentVersion(ctx)
+			switch {
+			case err == nil:
+				fullRead = version != current.Version
+			case isStatus(err, http.StatusForbidden), isStatus(err, http.StatusNotFound):
+				// No read on metadata in the policy: fall back to reading data.
+			default:
+				w.failed(err)
+			}
+		}
+	}
+}
+
+// sleep waits d, or a forced refresh, or the lease end of the current value
+// (which it clears). It reports whether ctx is still alive.
+func (w *SecretWatcher) sleep(ctx context.Context, d time.Duration, expiry *time.Timer, current *Value) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-w.refresh:
+			return true
+		case <-expiry.C:
+			w.logger.Warn("Vault secret lease ended before it could be read again; no credential until Vault answers",
+				zap.String("path", w.path))
+			*current = Value{}
+			w.onChange(Value{})
+		}
+	}
+}
+
+func (w *SecretWatcher) nextRead(v Value) time.Duration {
+	if v.Expires.IsZero() {
+		return w.interval
+	}
+	return min(w.interval, time.Until(v.Expires)*2/3)
+}
+
+func (w *SecretWatcher) failed(err error) {
+	if isStatus(err, http.StatusForbidden) {
+		w.session.RequestLogin() // the token may have been revoked
+	}
+	w.state.failed(err)
+}
+
+// read reads the secret and extracts the field. Errors name the path and the
+// key, never the value.
+func (w *SecretWatcher) read(ctx context.Context) (Value, bool, error) {
+	readAt := time.Now()
+	sec, err := w.session.Client().Logical().ReadWithContext(ctx, w.path)
+	if err != nil {
+		return Value{}, false, fmt.Errorf("read %s: %w", w.path, err)
+	}
+	if sec == nil {
+		return Value{}, false, fmt.Errorf("read %s: no secret at this path", w.path)
+	}
+	data := sec.Data
+	var v Value
+	kv2 := false
+	if meta, ok := data["metadata"].(map[string]any); ok {
+		if _, hasData := data["data"]; hasData {
+			kv2 = true
+			v.Version = jsonInt(meta["version"])
+			inner, ok := data["data"].(map[string]any)
+			if !ok {
+				return Value{}, kv2, fmt.Errorf("read %s: version %d has no data (deleted or destroyed)", w.path, v.Version)
+			}
+			data = inner
+		}
+	}
+	raw, ok := data[w.cfg.Key]
+	if !ok {
+		return Value{}, kv2, fmt.Errorf("read %s: no key %q in the secret", w.path, w.cfg.Key)
+	}
+	s, ok := raw.(string)
+	if !ok || s == "" {
+		return Value{}, kv2, fmt.Errorf("read %s: key %q is not a non-empty string", w.path, w.cfg.Key)
+	}
+	v.Data = s
+	if sec.LeaseID != "" && sec.LeaseDuration > 0 {
+		v.Expires = readAt.Add(time.Duration(sec.LeaseDuration) * time.Second)
+	}
+	return v, kv2, nil
+}
+
+// currentVersion reads the KV v2 metadata of the secret.
+func (w *SecretWatcher) currentVersion(ctx context.Context) (int, error) {
+	mount, rest, ok := strings.Cut(w.path, "/data/")
+	if !ok {
+		return 0, fmt.Errorf("%s is not a KV v2 data path", w.path)
+	}
+	p := mount + "/metadata/" + rest
+	sec, err := w.session.Client().Logical().ReadWithContext(ctx, p)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", p, err)
+	}
+	if sec == nil {
+		return 0, fmt.Errorf("read %s: %w", p, &api.ResponseError{StatusCode: http.StatusNotFound})
+	}
+	return jsonInt(sec.Data["current_version"]), nil
+}
+
+func jsonInt(v any) int {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return int(i)
+	case float64:
+		return int(n)
+	}
+	return 0
+}
+
+func isStatus(err error, code int) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == code
+}
