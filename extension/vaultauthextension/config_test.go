@@ -45,6 +45,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, "team-a", cfg.Vault.Namespace)
 	assert.Equal(t, 5*time.Second, cfg.Vault.Timeout)
 	assert.Equal(t, "/etc/vault/ca.pem", cfg.Vault.TLS.CAFile)
+	assert.Equal(t, "vault.internal", cfg.Vault.TLS.ServerName)
 	assert.Equal(t, "/secrets/secret-id", cfg.Auth.SecretIDFile)
 	assert.Equal(t, 30*time.Second, cfg.Client.Get().RefreshInterval)
 

@@ -20,7 +20,11 @@ func NewClient(ctx context.Context, cfg VaultConfig) (*api.Client, error) {
 	// The components retry with their own backoff; api's retries would
 	// multiply the load on a Vault that is already struggling.
 	c.MaxRetries = 0
-	tlsCfg, err := cfg.TLS.LoadTLSConfig(ctx)
+	tls := cfg.TLS.ClientConfig
+	if cfg.TLS.ServerName != "" {
+		tls.ServerName = cfg.TLS.ServerName
+	}
+	tlsCfg, err := tls.LoadTLSConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("vault.tls: %w", err)
 	}

@@ -17,13 +17,21 @@ type VaultConfig struct {
 	// Namespace sent as X-Vault-Namespace (Enterprise). Default: $VAULT_NAMESPACE.
 	Namespace string `mapstructure:"namespace"`
 	// TLS settings for the connection to Vault.
-	TLS configtls.ClientConfig `mapstructure:"tls"`
+	TLS TLSConfig `mapstructure:"tls"`
 	// Timeout of one Vault request.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Retry bounds the backoff between failed Vault calls.
 	Retry RetryConfig `mapstructure:"retry"`
 
 	_ struct{}
+}
+
+// TLSConfig is configtls.ClientConfig plus server_name, the name Vault's own
+// clients use for it (VAULT_TLS_SERVER_NAME), as an alias of
+// server_name_override.
+type TLSConfig struct {
+	configtls.ClientConfig `mapstructure:",squash"`
+	ServerName             string `mapstructure:"server_name"`
 }
 
 // RetryConfig is a capped exponential backoff with jitter.
