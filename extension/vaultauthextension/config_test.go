@@ -33,7 +33,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, "token", cfg.Auth.Method)
 	assert.Equal(t, 10*time.Second, cfg.Vault.Timeout)
 	client := cfg.Client.Get()
-	assert.Equal(t, "lightstep-access-token", client.Header)
+	assert.Equal(t, "lightstep-access-token", client.header())
 	assert.Equal(t, "", client.Scheme)
 	assert.Equal(t, time.Minute, client.RefreshInterval)
 	assert.Equal(t, "secret/data/lightstep/prod", client.Secret.Path)
@@ -51,7 +51,7 @@ func TestLoadConfig(t *testing.T) {
 
 	cfg = loadConfig(t, "bearer")
 	require.NoError(t, confmap.Validate(cfg))
-	assert.Equal(t, "authorization", cfg.Client.Get().Header)
+	assert.Equal(t, "authorization", cfg.Client.Get().header())
 	assert.Equal(t, "Bearer", cfg.Client.Get().Scheme)
 }
 

@@ -45,7 +45,7 @@ func (p perRPCCredentials) GetRequestMetadata(context.Context, ...string) (map[s
 }
 
 func (p perRPCCredentials) RequireTransportSecurity() bool {
-	return p.ext.requireTLS
+	return p.ext.client.RequireTransportSecurity
 }
 
 // roundTripper sets the current value on each HTTP request and asks for a

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
@@ -132,3 +133,5 @@ func configToken(t *testing.T, v *vaulttest.Server) configopaque.String {
 }
 
 func configopaqueString(s string) configopaque.String { return configopaque.String(s) }
+
+func clientInfo(ctx context.Context) client.Info { return client.FromContext(ctx) }

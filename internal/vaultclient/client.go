@@ -2,6 +2,7 @@ package vaultclient
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 
@@ -20,13 +21,9 @@ func NewClient(ctx context.Context, cfg VaultConfig) (*api.Client, error) {
 	// The components retry with their own backoff; api's retries would
 	// multiply the load on a Vault that is already struggling.
 	c.MaxRetries = 0
-	tls := cfg.TLS.ClientConfig
-	if cfg.TLS.ServerName != "" {
-		tls.ServerName = cfg.TLS.ServerName
-	}
-	tlsCfg, err := tls.LoadTLSConfig(ctx)
+	tlsCfg, err := cfg.loadTLS(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("vault.tls: %w", err)
+		return nil, err
 	}
 	if tlsCfg != nil {
 		c.HttpClient.Transport.(*http.Transport).TLSClientConfig = tlsCfg
@@ -42,4 +39,28 @@ func NewClient(ctx context.Context, cfg VaultConfig) (*api.Client, error) {
 		client.SetNamespace(ns)
 	}
 	return client, nil
+}
+
+// NewHTTPClient is a plain HTTP client with the `vault:` block's TLS and
+// timeout, for Vault's unauthenticated endpoints (the identity JWKS).
+func NewHTTPClient(ctx context.Context, cfg VaultConfig) (*http.Client, error) {
+	tlsCfg, err := cfg.loadTLS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tlsCfg
+	return &http.Client{Transport: t, Timeout: cfg.Timeout}, nil
+}
+
+func (c VaultConfig) loadTLS(ctx context.Context) (*tls.Config, error) {
+	t := c.TLS.ClientConfig
+	if c.TLS.ServerName != "" {
+		t.ServerName = c.TLS.ServerName
+	}
+	tlsCfg, err := t.LoadTLSConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("vault.tls: %w", err)
+	}
+	return tlsCfg, nil
 }

@@ -21,6 +21,10 @@ type SecretConfig struct {
 	Path string `mapstructure:"path"`
 	// Key is the field in data (in data.data for KV v2).
 	Key string `mapstructure:"key"`
+	// TTLField, when set, names a field holding the value's lifetime in
+	// seconds, for responses that carry it in data rather than as a lease
+	// (identity/oidc/token/<role> answers {token, ttl}). Not user config.
+	TTLField string `mapstructure:"-"`
 
 	_ struct{}
 }
@@ -226,8 +230,13 @@ func (w *SecretWatcher) read(ctx context.Context) (Value, bool, error) {
 		return Value{}, kv2, fmt.Errorf("read %s: key %q is not a non-empty string", w.path, w.cfg.Key)
 	}
 	v.Data = s
-	if sec.LeaseID != "" && sec.LeaseDuration > 0 {
+	switch {
+	case sec.LeaseID != "" && sec.LeaseDuration > 0:
 		v.Expires = readAt.Add(time.Duration(sec.LeaseDuration) * time.Second)
+	case w.cfg.TTLField != "":
+		if ttl := jsonInt(data[w.cfg.TTLField]); ttl > 0 {
+			v.Expires = readAt.Add(time.Duration(ttl) * time.Second)
+		}
 	}
 	return v, kv2, nil
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 )
 
 // Session keeps a Vault client logged in: it logs in with the configured
@@ -25,8 +28,7 @@ type Session struct {
 	loggedIn chan struct{} // closed after the first successful login
 	once     sync.Once
 
-	mu       sync.RWMutex
-	entityID string
+	self atomic.Pointer[identity.Identity] // set by resolveIdentity after each login
 }
 
 // NewSession prepares a session; Run does the work.
@@ -48,13 +50,6 @@ func (s *Session) Client() *api.Client { return s.client }
 
 // LoggedIn is closed once the first login has succeeded.
 func (s *Session) LoggedIn() <-chan struct{} { return s.loggedIn }
-
-// EntityID is the Vault entity of the current token ("" for tokens without one).
-func (s *Session) EntityID() string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.entityID
-}
 
 // RequestLogin asks for a new login soon, e.g. after Vault answered 403 to a
 // request made with the current token. Extra requests while one is pending
@@ -81,9 +76,7 @@ func (s *Session) Run(ctx context.Context) {
 		}
 		b.reset()
 		s.client.SetToken(sec.Auth.ClientToken)
-		s.mu.Lock()
-		s.entityID = sec.Auth.EntityID
-		s.mu.Unlock()
+		s.resolveIdentity(ctx)
 		s.state.ok()
 		s.once.Do(func() { close(s.loggedIn) })
 		s.logger.Debug("Vault login succeeded",

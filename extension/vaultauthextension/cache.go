@@ -1,0 +1,109 @@
+package vaultauthextension
+
+import (
+	"crypto/sha256"
+	"sync"
+	"time"
+	"unsafe"
+
+	"go.opentelemetry.io/collector/client"
+)
+
+// credentialKey identifies a credential in the caches by its SHA-256, so the
+// caches never hold a credential itself.
+type credentialKey [sha256.Size]byte
+
+func keyOf(credential string) credentialKey {
+	// The string's bytes are only read: no copy is needed to hash them.
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(credential), len(credential)))
+}
+
+const cacheShards = 16
+
+// verdictCache remembers verified (or rejected) credentials until a deadline.
+// It is bounded: when a shard is full, expired entries go first, then random
+// ones. Hits take only a shard's read lock, which writers hold for a map
+// assignment, so verification on one shard never blocks hits on the others.
+type verdictCache struct {
+	shards   [cacheShards]cacheShard
+	perShard int
+}
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[credentialKey]verdict
+}
+
+type verdict struct {
+	auth    client.AuthData // nil for a rejection
+	expires int64           // unix nanoseconds
+}
+
+func newVerdictCache(size int) *verdictCache {
+	c := &verdictCache{perShard: max(1, (size+cacheShards-1)/cacheShards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[credentialKey]verdict)
+	}
+	return c
+}
+
+func (c *verdictCache) get(k credentialKey, now int64) (verdict, bool) {
+	s := &c.shards[k[0]%cacheShards]
+	s.mu.RLock()
+	v, ok := s.m[k]
+	s.mu.RUnlock()
+	if !ok || now >= v.expires {
+		return verdict{}, false
+	}
+	return v, true
+}
+
+func (c *verdictCache) put(k credentialKey, v verdict, now int64) {
+	s := &c.shards[k[0]%cacheShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.m[k]; !exists && len(s.m) >= c.perShard {
+		s.evict(now, c.perShard)
+	}
+	s.m[k] = v
+}
+
+// evict frees at least one slot: expired entries first (a bounded scan), then
+// whichever entry map iteration yields first (random in Go).
+func (s *cacheShard) evict(now int64, limit int) {
+	scanned := 0
+	for k, v := range s.m {
+		if now >= v.expires {
+			delete(s.m, k)
+		}
+		if scanned++; scanned >= 64 {
+			break
+		}
+	}
+	for k := range s.m {
+		if len(s.m) < limit {
+			return
+		}
+		delete(s.m, k)
+	}
+}
+
+// len counts the entries (for tests and telemetry).
+func (c *verdictCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+func deadline(now time.Time, ttl time.Duration, credentialExpiry time.Time) int64 {
+	d := now.Add(ttl)
+	if !credentialExpiry.IsZero() && credentialExpiry.Before(d) {
+		d = credentialExpiry
+	}
+	return d.UnixNano()
+}

@@ -1,0 +1,73 @@
+package vaultidentityprocessor
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+)
+
+func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
+	id, ok := s.identityOf(ctx)
+	if !ok {
+		if proceed, err := s.onMissing(ctx); !proceed {
+			return md, err
+		}
+		id = nil
+	}
+	resID, itemID := s.forLevel(id)
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		s.stamp(rm.Resource().Attributes(), resID)
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			sm := sms.At(j)
+			scrub(sm.Scope().Attributes())
+			ms := sm.Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				s.stampMetric(ms.At(k), itemID)
+			}
+		}
+	}
+	return md, nil
+}
+
+// stampMetric stamps every data point of m and scrubs its exemplars.
+func (s *stamper) stampMetric(m pmetric.Metric, id *identity.Identity) {
+	point := func(attrs pcommon.Map, exemplars pmetric.ExemplarSlice) {
+		s.stamp(attrs, id)
+		for e := 0; e < exemplars.Len(); e++ {
+			scrub(exemplars.At(e).FilteredAttributes())
+		}
+	}
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		dps := m.Gauge().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			point(dps.At(i).Attributes(), dps.At(i).Exemplars())
+		}
+	case pmetric.MetricTypeSum:
+		dps := m.Sum().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			point(dps.At(i).Attributes(), dps.At(i).Exemplars())
+		}
+	case pmetric.MetricTypeHistogram:
+		dps := m.Histogram().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			point(dps.At(i).Attributes(), dps.At(i).Exemplars())
+		}
+	case pmetric.MetricTypeExponentialHistogram:
+		dps := m.ExponentialHistogram().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			point(dps.At(i).Attributes(), dps.At(i).Exemplars())
+		}
+	case pmetric.MetricTypeSummary:
+		dps := m.Summary().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			s.stamp(dps.At(i).Attributes(), id)
+		}
+	}
+}
