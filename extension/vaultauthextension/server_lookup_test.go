@@ -1,0 +1,104 @@
+package vaultauthextension
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
+)
+
+// gatewayPolicy is the least a token_lookup gateway needs.
+const gatewayPolicy = `
+path "auth/token/lookup"   { capabilities = ["update"] }
+path "identity/entity/id/*" { capabilities = ["read"] }
+`
+
+func lookupGateway(t *testing.T, e *identityEnv, cacheTTL time.Duration) *harness {
+	t.Helper()
+	e.v.PutPolicy(t, "otel-gateway", gatewayPolicy)
+	roleID, secretID := e.v.AppRole(t, "otel-gateway", map[string]any{"token_policies": "otel-gateway"})
+	cfg := createDefaultConfig()
+	cfg.Vault.Address = e.v.Addr
+	cfg.Auth.Method, cfg.Auth.RoleID, cfg.Auth.SecretID = "approle", configopaqueString(roleID), configopaqueString(secretID)
+	srv := cfg.Server.GetOrInsertDefault()
+	srv.TokenLookup.GetOrInsertDefault()
+	srv.CacheTTL = cacheTTL
+	h := start(t, cfg)
+	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusOK" }, eventually, poll)
+	return h
+}
+
+func TestTokenLookupIdentity(t *testing.T) {
+	e := newIdentityEnv(t)
+	h := lookupGateway(t, e, time.Minute)
+	id, err := authenticate(h, "Bearer "+e.alice.Token)
+	require.NoError(t, err)
+	assert.Equal(t, identity.Identity{
+		EntityID: e.alice.EntityID, EntityName: "alice", Namespace: "root", Policies: "default,otel-agent",
+	}, *id)
+
+	for name, values := range map[string][]string{
+		"not token-shaped":          {"Bearer definitely-not-a-token"},
+		"token-shaped but unknown":  {"Bearer hvs.CAESIJunkJunkJunkJunkJunkJunkJunkJunk"},
+		"a token without an entity": {"Bearer " + e.v.Write(t, "auth/token/create", map[string]any{"policies": []string{"default"}}).Auth.ClientToken},
+	} {
+		_, err := authenticate(h, values...)
+		assert.ErrorIs(t, err, errUnauthenticated, name)
+	}
+}
+
+// N concurrent first requests with one token cost Vault one lookup; a
+// repeated garbage token costs one; a non-token costs none.
+func TestTokenLookupSharedAndCached(t *testing.T) {
+	e := newIdentityEnv(t)
+	h := lookupGateway(t, e, time.Minute)
+	audit := e.v.AuditLog(t)
+
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := authenticate(h, "Bearer "+e.bob.Token)
+			errs <- err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, vaulttest.CountRequests(t, audit, "auth/token/lookup"), "lookups for 64 concurrent requests")
+
+	for range 100 {
+		_, err := authenticate(h, "Bearer hvs.CAESIGarbageGarbageGarbageGarbage")
+		require.ErrorIs(t, err, errUnauthenticated)
+		_, err = authenticate(h, "Bearer garbage")
+		require.ErrorIs(t, err, errUnauthenticated)
+	}
+	assert.Equal(t, 2, vaulttest.CountRequests(t, audit, "auth/token/lookup"), "lookups after 200 garbage requests")
+}
+
+// A revoked token is refused once its cache entry expires.
+func TestTokenLookupRevoked(t *testing.T) {
+	e := newIdentityEnv(t)
+	h := lookupGateway(t, e, 200*time.Millisecond)
+	_, err := authenticate(h, "Bearer "+e.alice.Token)
+	require.NoError(t, err)
+	e.v.Write(t, "auth/token/revoke", map[string]any{"token": e.alice.Token})
+	require.Eventually(t, func() bool {
+		_, err := authenticate(h, "Bearer "+e.alice.Token)
+		return err != nil
+	}, eventually, poll)
+	_, err = authenticate(h, "Bearer "+e.alice.Token)
+	require.ErrorIs(t, err, errUnauthenticated)
+}

@@ -1,0 +1,55 @@
+package vaultidentityprocessor
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/vaultlightstep/vaultlightstep/processor/vaultidentityprocessor/internal/metadata"
+)
+
+func load(t *testing.T, name string) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(component.MustNewIDWithName(metadata.Type.String(), name).String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	require.NoError(t, confmap.Validate(cfg))
+	return cfg
+}
+
+func TestLoadConfig(t *testing.T) {
+	assert.Equal(t, &Config{
+		From: "auth", Level: "resource", OnMissing: "pass",
+		Attributes: []string{"vault.entity.id", "vault.entity.name", "vault.namespace"},
+	}, load(t, ""))
+	assert.Equal(t, &Config{
+		From: "extension", Extension: component.MustNewIDWithName("vaultauth", "self"), Level: "span", OnMissing: "pass",
+		Attributes: []string{"vault.entity.id", "vault.entity.name", "vault.namespace", "vault.policies"},
+	}, load(t, "agent"))
+	assert.Equal(t, "reject", load(t, "strict").OnMissing)
+}
+
+func TestValidateNamesTheKey(t *testing.T) {
+	for want, mutate := range map[string]func(*Config){
+		"from:":          func(c *Config) { c.From = "header" },
+		"extension:":     func(c *Config) { c.From = "extension" },
+		"level:":         func(c *Config) { c.Level = "scope" },
+		"attributes:":    func(c *Config) { c.Attributes = nil },
+		"attributes[1]:": func(c *Config) { c.Attributes = []string{"vault.entity.id", "team"} },
+		"on_missing:":    func(c *Config) { c.OnMissing = "ignore" },
+	} {
+		cfg := createDefaultConfig().(*Config)
+		mutate(cfg)
+		err := cfg.Validate()
+		require.Error(t, err, want)
+		assert.Contains(t, err.Error(), want)
+	}
+}
