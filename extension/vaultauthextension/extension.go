@@ -50,7 +50,7 @@ var (
 )
 
 func newVaultAuth(cfg *Config, set extension.Settings) (*vaultAuth, error) {
-	tel, err := newTelemetry(set.TelemetrySettings, set.ID)
+	tel, err := newTelemetry(set.TelemetrySettings, set.ID, cfg.Client.HasValue())
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +128,7 @@ func (v *vaultAuth) Shutdown(context.Context) error {
 		v.cancel()
 		v.wg.Wait()
 	}
+	v.telemetry.unregister()
 	return nil
 }
 

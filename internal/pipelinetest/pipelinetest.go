@@ -8,7 +8,6 @@ import (
 	"context"
 	"net"
 	"sync"
-	"testing"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -20,7 +19,12 @@ import (
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
+
+// T is the part of testing.TB the helpers use (see vaulttest.T).
+type T = vaulttest.T
 
 // Host is a component.Host that serves extensions and records status events.
 type Host struct {
@@ -88,7 +92,7 @@ type Receiver struct {
 
 // StartTracesReceiver starts an OTLP receiver on loopback with extra settings
 // merged into both protocols (e.g. include_metadata, auth), sending to next.
-func StartTracesReceiver(t testing.TB, host component.Host, protocolSettings map[string]any, next consumer.Traces) Receiver {
+func StartTracesReceiver(t T, host component.Host, protocolSettings map[string]any, next consumer.Traces) Receiver {
 	t.Helper()
 	r := Receiver{GRPCAddr: FreeAddr(t), HTTPAddr: FreeAddr(t)}
 	grpc := map[string]any{"endpoint": r.GRPCAddr}
@@ -113,7 +117,7 @@ func StartTracesReceiver(t testing.TB, host component.Host, protocolSettings map
 
 // StartTracesExporter starts an OTLP exporter, "otlp_grpc" or "otlp_http",
 // from a user-style config map.
-func StartTracesExporter(t testing.TB, host component.Host, kind string, conf map[string]any) exporter.Traces {
+func StartTracesExporter(t T, host component.Host, kind string, conf map[string]any) exporter.Traces {
 	t.Helper()
 	var f exporter.Factory
 	switch kind {
@@ -138,7 +142,7 @@ func StartTracesExporter(t testing.TB, host component.Host, kind string, conf ma
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
+func FreeAddr(t T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -148,7 +152,7 @@ func FreeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func unmarshal(t testing.TB, m map[string]any, cfg component.Config) {
+func unmarshal(t T, m map[string]any, cfg component.Config) {
 	t.Helper()
 	if err := confmap.NewFromStringMap(m).Unmarshal(cfg); err != nil {
 		t.Fatalf("config: %v", err)

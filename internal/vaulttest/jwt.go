@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"testing"
 )
 
 // Signer signs test JWTs with its own RSA key, for JWT and Kubernetes auth
@@ -20,7 +19,7 @@ type Signer struct {
 }
 
 // NewSigner makes a 2048-bit RSA signer.
-func NewSigner(t testing.TB) *Signer {
+func NewSigner(t T) *Signer {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -30,7 +29,7 @@ func NewSigner(t testing.TB) *Signer {
 }
 
 // PublicPEM is the public key in PEM, as Vault's jwt_validation_pubkeys takes it.
-func (s *Signer) PublicPEM(t testing.TB) string {
+func (s *Signer) PublicPEM(t T) string {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(&s.Key.PublicKey)
 	if err != nil {
@@ -40,7 +39,7 @@ func (s *Signer) PublicPEM(t testing.TB) string {
 }
 
 // Sign returns an RS256 JWT with the given claims.
-func (s *Signer) Sign(t testing.TB, claims map[string]any) string {
+func (s *Signer) Sign(t T, claims map[string]any) string {
 	t.Helper()
 	signingInput := encodeSegment(t, map[string]any{"alg": "RS256", "typ": "JWT", "kid": s.KID}) +
 		"." + encodeSegment(t, claims)
@@ -54,9 +53,9 @@ func (s *Signer) Sign(t testing.TB, claims map[string]any) string {
 
 // EncodeSegment base64url-encodes v as JSON, for building JWTs by hand
 // (forged headers, alg none).
-func EncodeSegment(t testing.TB, v any) string { return encodeSegment(t, v) }
+func EncodeSegment(t T, v any) string { return encodeSegment(t, v) }
 
-func encodeSegment(t testing.TB, v any) string {
+func encodeSegment(t T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {

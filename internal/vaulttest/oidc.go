@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"testing"
 )
 
 // OIDCRole creates (or updates) identity OIDC key and role, with the role's
 // token template and TTL, and returns the role's client_id: the audience its
 // tokens carry.
-func (s *Server) OIDCRole(t testing.TB, key, role, template, ttl string) string {
+func (s *Server) OIDCRole(t T, key, role, template, ttl string) string {
 	t.Helper()
 	s.Write(t, "identity/oidc/key/"+key, map[string]any{
 		"allowed_client_ids": "*", "algorithm": "RS256", "rotation_period": "24h", "verification_ttl": "24h",
@@ -22,7 +21,7 @@ func (s *Server) OIDCRole(t testing.TB, key, role, template, ttl string) string 
 
 // IdentityToken returns a Vault identity token for role, requested with token
 // (which must have an entity and read on identity/oidc/token/<role>).
-func (s *Server) IdentityToken(t testing.TB, token, role string) string {
+func (s *Server) IdentityToken(t T, token, role string) string {
 	t.Helper()
 	sec, err := s.ClientWithToken(t, token).Logical().ReadWithContext(ctx(t), "identity/oidc/token/"+role)
 	if err != nil {
@@ -33,7 +32,7 @@ func (s *Server) IdentityToken(t testing.TB, token, role string) string {
 
 // AuditLog enables a file audit device and returns its path; CountRequests
 // reads it. Vault's own audit log counts what reached Vault, with no proxy.
-func (s *Server) AuditLog(t testing.TB) string {
+func (s *Server) AuditLog(t T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s.Write(t, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": path}})
@@ -41,7 +40,7 @@ func (s *Server) AuditLog(t testing.TB) string {
 }
 
 // CountRequests counts the audited requests to an API path (e.g. auth/token/lookup).
-func CountRequests(t testing.TB, auditLog, apiPath string) int {
+func CountRequests(t T, auditLog, apiPath string) int {
 	t.Helper()
 	f, err := os.Open(auditLog)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"testing"
 )
 
 // Proxy is a loopback TCP forwarder in front of a server. It can be cut, to
@@ -24,7 +23,7 @@ type Proxy struct {
 }
 
 // NewProxy forwards a new loopback port to target (host:port) until the test ends.
-func NewProxy(t testing.TB, target string) *Proxy {
+func NewProxy(t T, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

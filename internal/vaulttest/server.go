@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -54,7 +53,7 @@ func BinaryPath() string {
 
 // Start runs a dev server for the test and stops it on cleanup. A missing
 // binary fails the test: the real-server tests must never be skipped silently.
-func Start(t testing.TB) *Server {
+func Start(t T) *Server {
 	t.Helper()
 	bin := BinaryPath()
 	if _, err := os.Stat(bin); err != nil {
@@ -74,7 +73,7 @@ func Start(t testing.TB) *Server {
 
 // StartAt runs a dev server on a given address, e.g. to bring one back on the
 // port a component is already configured with.
-func StartAt(t testing.TB, hostPort string) *Server {
+func StartAt(t T, hostPort string) *Server {
 	t.Helper()
 	s, err := start(t, BinaryPath(), hostPort)
 	if err != nil {
@@ -83,7 +82,7 @@ func StartAt(t testing.TB, hostPort string) *Server {
 	return s
 }
 
-func start(t testing.TB, bin, hostPort string) (*Server, error) {
+func start(t T, bin, hostPort string) (*Server, error) {
 	root := randomID()
 	home := t.TempDir()
 	cmd := exec.Command(bin, "server", "-dev",
@@ -159,7 +158,7 @@ func waitHealthy(addr string, exited <-chan error) error {
 	return errors.New("not healthy after 30s")
 }
 
-func freePort(t testing.TB) string {
+func freePort(t T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -175,7 +174,7 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
-func ctx(t testing.TB) context.Context {
+func ctx(t T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c

@@ -2,13 +2,12 @@ package vaulttest
 
 import (
 	"strings"
-	"testing"
 
 	"github.com/hashicorp/vault/api"
 )
 
 // PutKV2 writes data at path in the KV v2 mount "secret" and returns the new version.
-func (s *Server) PutKV2(t testing.TB, path string, data map[string]any) int {
+func (s *Server) PutKV2(t T, path string, data map[string]any) int {
 	t.Helper()
 	sec, err := s.Client.KVv2("secret").Put(ctx(t), path, data)
 	if err != nil {
@@ -18,7 +17,7 @@ func (s *Server) PutKV2(t testing.TB, path string, data map[string]any) int {
 }
 
 // PutPolicy writes an ACL policy.
-func (s *Server) PutPolicy(t testing.TB, name, hcl string) {
+func (s *Server) PutPolicy(t T, name, hcl string) {
 	t.Helper()
 	if err := s.Client.Sys().PutPolicyWithContext(ctx(t), name, hcl); err != nil {
 		t.Fatalf("put policy %s: %v", name, err)
@@ -26,7 +25,7 @@ func (s *Server) PutPolicy(t testing.TB, name, hcl string) {
 }
 
 // EnableAuth mounts an auth method at path once; later calls are no-ops.
-func (s *Server) EnableAuth(t testing.TB, path, method string) {
+func (s *Server) EnableAuth(t T, path, method string) {
 	t.Helper()
 	err := s.Client.Sys().EnableAuthWithOptionsWithContext(ctx(t), path, &api.EnableAuthOptions{Type: method})
 	if err != nil && !strings.Contains(err.Error(), "path is already in use") {
@@ -35,7 +34,7 @@ func (s *Server) EnableAuth(t testing.TB, path, method string) {
 }
 
 // Write writes data at a raw API path with the root token and fails the test on error.
-func (s *Server) Write(t testing.TB, path string, data map[string]any) *api.Secret {
+func (s *Server) Write(t T, path string, data map[string]any) *api.Secret {
 	t.Helper()
 	sec, err := s.Client.Logical().WriteWithContext(ctx(t), path, data)
 	if err != nil {
@@ -45,7 +44,7 @@ func (s *Server) Write(t testing.TB, path string, data map[string]any) *api.Secr
 }
 
 // Read reads a raw API path with the root token and fails the test on error.
-func (s *Server) Read(t testing.TB, path string) *api.Secret {
+func (s *Server) Read(t T, path string) *api.Secret {
 	t.Helper()
 	sec, err := s.Client.Logical().ReadWithContext(ctx(t), path)
 	if err != nil {
@@ -60,7 +59,7 @@ func (s *Server) Read(t testing.TB, path string) *api.Secret {
 // AppRole creates role under the "approle" mount with the given token
 // settings (e.g. token_policies, token_ttl) and returns its role id and a new
 // secret id.
-func (s *Server) AppRole(t testing.TB, role string, settings map[string]any) (roleID, secretID string) {
+func (s *Server) AppRole(t T, role string, settings map[string]any) (roleID, secretID string) {
 	t.Helper()
 	s.EnableAuth(t, "approle", "approle")
 	s.Write(t, "auth/approle/role/"+role, settings)
@@ -69,7 +68,7 @@ func (s *Server) AppRole(t testing.TB, role string, settings map[string]any) (ro
 }
 
 // NewSecretID issues another secret id for an AppRole role.
-func (s *Server) NewSecretID(t testing.TB, role string) string {
+func (s *Server) NewSecretID(t T, role string) string {
 	t.Helper()
 	return s.Write(t, "auth/approle/role/"+role+"/secret-id", nil).Data["secret_id"].(string)
 }
@@ -84,7 +83,7 @@ type Workload struct {
 
 // UserpassWorkload creates entity name, a userpass user of the same name
 // aliased to it, logs in, and returns the workload with its token.
-func (s *Server) UserpassWorkload(t testing.TB, name string, policies ...string) Workload {
+func (s *Server) UserpassWorkload(t T, name string, policies ...string) Workload {
 	t.Helper()
 	s.EnableAuth(t, "userpass", "userpass")
 	password := randomID()
@@ -110,7 +109,7 @@ func (s *Server) UserpassWorkload(t testing.TB, name string, policies ...string)
 }
 
 // ClientWithToken returns a client for this server that uses token.
-func (s *Server) ClientWithToken(t testing.TB, token string) *api.Client {
+func (s *Server) ClientWithToken(t T, token string) *api.Client {
 	t.Helper()
 	c, err := s.Client.Clone()
 	if err != nil {

@@ -1,0 +1,211 @@
+package deploy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Collector is a running otelcol-vaultlightstep process.
+type Collector struct {
+	Name        string
+	Config      string
+	Env         map[string]string
+	LogPath     string
+	OTLPGRPC    string // host:port of its OTLP gRPC receiver
+	OTLPHTTP    string // host:port of its OTLP HTTP receiver
+	Health      string // host:port of health_check
+	MetricsPort int
+
+	t      T
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartCollector runs the collector binary with config and env, on fresh
+// loopback ports (OTLP, health_check, internal metrics), and waits until
+// health_check says it is ready. It is stopped when the test ends.
+func StartCollector(t T, name, config string, env map[string]string) *Collector {
+	t.Helper()
+	c := &Collector{
+		Name: name, Config: config, Env: map[string]string{}, t: t,
+		OTLPGRPC: FreeAddr(t), OTLPHTTP: FreeAddr(t), Health: FreeAddr(t),
+	}
+	_, port, _ := net.SplitHostPort(FreeAddr(t))
+	c.MetricsPort, _ = strconv.Atoi(port)
+	c.Env["OTLP_GRPC_ENDPOINT"], c.Env["OTLP_HTTP_ENDPOINT"] = c.OTLPGRPC, c.OTLPHTTP
+	c.Env["HEALTH_ENDPOINT"], c.Env["METRICS_PORT"] = c.Health, port
+	for k, v := range env {
+		c.Env[k] = v
+	}
+	c.LogPath = filepath.Join(t.TempDir(), name+".log")
+	c.start()
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// Restart starts the same collector again (after Kill), on the same ports.
+func (c *Collector) Restart() {
+	c.t.Helper()
+	c.start()
+}
+
+func (c *Collector) start() {
+	log, err := os.OpenFile(c.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		c.t.Fatalf("%s: log file: %v", c.Name, err)
+	}
+	bin := CollectorBinary()
+	if _, err := os.Stat(bin); err != nil {
+		c.t.Fatalf("collector binary not found at %s: run `make collector` first", bin)
+	}
+	cmd := exec.Command(bin, "--config", "file:"+c.Config)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range c.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("%s: start: %v", c.Name, err)
+	}
+	c.cmd, c.exited = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(c.exited) }()
+	if err := c.waitReady(60 * time.Second); err != nil {
+		c.Stop()
+		c.t.Fatalf("%s did not become ready: %v\n--- last lines of its log ---\n%s", c.Name, err, c.LogTail(40))
+	}
+}
+
+func (c *Collector) waitReady(limit time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.exited:
+			return errors.New("exited")
+		default:
+		}
+		if resp, err := client.Get("http://" + c.Health + "/"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	return fmt.Errorf("not ready after %s", limit)
+}
+
+// Stop ends the collector gracefully (SIGTERM), killing it if it lingers.
+func (c *Collector) Stop() { c.signal(syscall.SIGTERM, 20*time.Second) }
+
+// Kill ends the collector at once (SIGKILL), as a crash would.
+func (c *Collector) Kill() { c.signal(syscall.SIGKILL, 10*time.Second) }
+
+func (c *Collector) signal(sig syscall.Signal, wait time.Duration) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-c.cmd.Process.Pid, sig)
+	select {
+	case <-c.exited:
+	case <-time.After(wait):
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.exited
+	}
+}
+
+// Metric sums the samples of an internal metric whose name starts with name
+// (Prometheus text format), and says whether any was found.
+func (c *Collector) Metric(name string) (float64, bool) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.MetricsPort))
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			sum, found = sum+v, true
+		}
+	}
+	return sum, found
+}
+
+// MetricsText returns the lines of its internal metrics that start with prefix.
+func (c *Collector) MetricsText(prefix string) string {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.MetricsPort))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), prefix) {
+			b.WriteString(sc.Text() + "\n")
+		}
+	}
+	return b.String()
+}
+
+// Logs returns everything the collector wrote.
+func (c *Collector) Logs() string {
+	b, _ := os.ReadFile(c.LogPath)
+	return string(b)
+}
+
+// LogTail returns its last n log lines.
+func (c *Collector) LogTail(n int) string {
+	lines := strings.Split(strings.TrimRight(c.Logs(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr(t T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("no free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Validate runs `otelcol-vaultlightstep validate` on config with env and
+// returns its output.
+func Validate(config string, env map[string]string) (string, error) {
+	cmd := exec.Command(CollectorBinary(), "validate", "--config", "file:"+config)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,94 @@
+package deploy
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
+)
+
+// Sender is one workload's application: an OTLP gRPC client (the
+// Collector's own exporter, retrying, without a queue, so a nil error means
+// its agent has the data) that sends spans with ids it remembers. Each batch
+// also carries a forged vault.entity.id, at resource and span level, that
+// must never survive.
+type Sender struct {
+	Workload string
+	exp      exporter.Traces
+	index    uint32
+
+	mu   sync.Mutex
+	next uint32
+	sent []pcommon.SpanID
+	errs int
+}
+
+// ForgedEntity is what senders put in vault.entity.id.
+const ForgedEntity = "forged-entity"
+
+// NewSender connects a workload's application to its agent's OTLP gRPC endpoint.
+func NewSender(t T, workload string, index int, agentGRPC string) *Sender {
+	t.Helper()
+	exp := pipelinetest.StartTracesExporter(t, pipelinetest.NewHost(nil), "otlp_grpc", map[string]any{
+		"endpoint":      agentGRPC,
+		"tls":           map[string]any{"insecure": true},
+		"sending_queue": map[string]any{"enabled": false},
+		"retry_on_failure": map[string]any{
+			"enabled": true, "initial_interval": "50ms", "max_interval": "1s", "max_elapsed_time": "1m",
+		},
+	})
+	return &Sender{Workload: workload, exp: exp, index: uint32(index)}
+}
+
+// Send sends one request of n spans; it reports whether the agent took it.
+func (s *Sender) Send(n int) bool {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", s.Workload)
+	rs.Resource().Attributes().PutStr("workload", s.Workload)
+	rs.Resource().Attributes().PutStr("vault.entity.id", ForgedEntity)
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	s.mu.Lock()
+	ids := make([]pcommon.SpanID, n)
+	for i := range ids {
+		binary.BigEndian.PutUint32(ids[i][:4], s.index+1)
+		binary.BigEndian.PutUint32(ids[i][4:], s.next)
+		s.next++
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		span := spans.AppendEmpty()
+		span.SetName("checkout")
+		span.SetSpanID(id)
+		span.SetTraceID(pcommon.TraceID([16]byte{1, byte(s.index), 3}))
+		span.Attributes().PutStr("vault.entity.id", ForgedEntity)
+	}
+	err := s.exp.ConsumeTraces(context.Background(), td)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.errs++
+		return false
+	}
+	s.sent = append(s.sent, ids...)
+	return true
+}
+
+// Sent returns the ids of spans the agent accepted.
+func (s *Sender) Sent() []pcommon.SpanID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]pcommon.SpanID(nil), s.sent...)
+}
+
+// Errors counts requests the agent did not take.
+func (s *Sender) Errors() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errs
+}

@@ -1,0 +1,24 @@
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Example returns the path of a file under examples/.
+func Example(name string) string { return filepath.Join(RepoRoot(), "examples", name) }
+
+// CollectorBinary is $COLLECTOR_BIN or bin/otelcol-vaultlightstep.
+func CollectorBinary() string {
+	if p := os.Getenv("COLLECTOR_BIN"); p != "" {
+		return p
+	}
+	return filepath.Join(RepoRoot(), "bin", "otelcol-vaultlightstep")
+}
