@@ -42,6 +42,10 @@ $(COLLECTOR): $(OCB_BIN) $(COLLECTOR_SRC)
 	$(OCB_BIN) --config builder-config.yaml
 	cp build/otelcol-vaultlightstep/otelcol-vaultlightstep $@
 
+## demo: the main job: run Vault, a Lightstep stand-in, a gateway and two agents, rotate the token, print a summary
+demo: vault collector
+	@go run ./cmd/demo
+
 ## test: build what the tests need, then run every module's tests with -race
 test: vault collector
 	@for m in $(TEST_MODULES); do \
