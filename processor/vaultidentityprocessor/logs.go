@@ -14,18 +14,18 @@ func (s *stamper) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, err
 		}
 		id = nil
 	}
-	resID, itemID := s.forLevel(id)
+	resStamp, itemStamp := s.forLevel(id)
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
-		s.stamp(rl.Resource().Attributes(), resID)
+		resStamp.apply(rl.Resource().Attributes())
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			sl := sls.At(j)
 			scrub(sl.Scope().Attributes())
 			records := sl.LogRecords()
 			for k := 0; k < records.Len(); k++ {
-				s.stamp(records.At(k).Attributes(), itemID)
+				itemStamp.apply(records.At(k).Attributes())
 			}
 		}
 	}

@@ -5,8 +5,6 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-
-	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 )
 
 func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
@@ -17,18 +15,18 @@ func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetr
 		}
 		id = nil
 	}
-	resID, itemID := s.forLevel(id)
+	resStamp, itemStamp := s.forLevel(id)
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		s.stamp(rm.Resource().Attributes(), resID)
+		resStamp.apply(rm.Resource().Attributes())
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
 			scrub(sm.Scope().Attributes())
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
-				s.stampMetric(ms.At(k), itemID)
+				stampMetric(ms.At(k), &itemStamp)
 			}
 		}
 	}
@@ -36,9 +34,9 @@ func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetr
 }
 
 // stampMetric stamps every data point of m and scrubs its exemplars.
-func (s *stamper) stampMetric(m pmetric.Metric, id *identity.Identity) {
+func stampMetric(m pmetric.Metric, st *stamp) {
 	point := func(attrs pcommon.Map, exemplars pmetric.ExemplarSlice) {
-		s.stamp(attrs, id)
+		st.apply(attrs)
 		for e := 0; e < exemplars.Len(); e++ {
 			scrub(exemplars.At(e).FilteredAttributes())
 		}
@@ -67,7 +65,7 @@ func (s *stamper) stampMetric(m pmetric.Metric, id *identity.Identity) {
 	case pmetric.MetricTypeSummary:
 		dps := m.Summary().DataPoints()
 		for i := 0; i < dps.Len(); i++ {
-			s.stamp(dps.At(i).Attributes(), id)
+			st.apply(dps.At(i).Attributes())
 		}
 	}
 }

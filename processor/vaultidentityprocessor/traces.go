@@ -14,11 +14,11 @@ func (s *stamper) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.T
 		}
 		id = nil
 	}
-	resID, itemID := s.forLevel(id)
+	resStamp, itemStamp := s.forLevel(id)
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		s.stamp(rs.Resource().Attributes(), resID)
+		resStamp.apply(rs.Resource().Attributes())
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
@@ -26,7 +26,7 @@ func (s *stamper) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.T
 			spans := ss.Spans()
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
-				s.stamp(span.Attributes(), itemID)
+				itemStamp.apply(span.Attributes())
 				events := span.Events()
 				for e := 0; e < events.Len(); e++ {
 					scrub(events.At(e).Attributes())
