@@ -19,11 +19,16 @@ path "identity/entity/id/*" { capabilities = ["read"] }
 `
 
 func lookupGateway(t *testing.T, e *identityEnv, cacheTTL time.Duration) *harness {
+	return lookupGatewayAt(t, e, e.v.Addr, cacheTTL)
+}
+
+// lookupGatewayAt is a token_lookup gateway that reaches Vault at addr.
+func lookupGatewayAt(t *testing.T, e *identityEnv, addr string, cacheTTL time.Duration) *harness {
 	t.Helper()
 	e.v.PutPolicy(t, "otel-gateway", gatewayPolicy)
 	roleID, secretID := e.v.AppRole(t, "otel-gateway", map[string]any{"token_policies": "otel-gateway"})
 	cfg := createDefaultConfig()
-	cfg.Vault.Address = e.v.Addr
+	cfg.Vault.Address = addr
 	cfg.Auth.Method, cfg.Auth.RoleID, cfg.Auth.SecretID = "approle", configopaqueString(roleID), configopaqueString(secretID)
 	srv := cfg.Server.GetOrInsertDefault()
 	srv.TokenLookup.GetOrInsertDefault()
@@ -56,8 +61,8 @@ func TestTokenLookupIdentity(t *testing.T) {
 // repeated garbage token costs one; a non-token costs none.
 func TestTokenLookupSharedAndCached(t *testing.T) {
 	e := newIdentityEnv(t)
-	h := lookupGateway(t, e, time.Minute)
-	audit := e.v.AuditLog(t)
+	vault := vaulttest.NewCountingProxy(t, e.v)
+	h := lookupGatewayAt(t, e, vault.Addr, time.Minute)
 
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -77,7 +82,7 @@ func TestTokenLookupSharedAndCached(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	assert.Equal(t, 1, vaulttest.CountRequests(t, audit, "auth/token/lookup"), "lookups for 64 concurrent requests")
+	assert.Equal(t, 1, vault.Count("auth/token/lookup"), "lookups for 64 concurrent requests")
 
 	for range 100 {
 		_, err := authenticate(h, "Bearer hvs.CAESIGarbageGarbageGarbageGarbage")
@@ -85,7 +90,7 @@ func TestTokenLookupSharedAndCached(t *testing.T) {
 		_, err = authenticate(h, "Bearer garbage")
 		require.ErrorIs(t, err, errUnauthenticated)
 	}
-	assert.Equal(t, 2, vaulttest.CountRequests(t, audit, "auth/token/lookup"), "lookups after 200 garbage requests")
+	assert.Equal(t, 2, vault.Count("auth/token/lookup"), "lookups after 200 garbage requests")
 }
 
 // A revoked token is refused once its cache entry expires.
