@@ -10,6 +10,8 @@ VAULT_BIN     := $(CACHE)/vault-$(VAULT_VERSION)/vault
 export VAULT_BIN
 OCB_VERSION   := 0.165.0
 OCB_BIN       := $(CACHE)/ocb-$(OCB_VERSION)/builder
+BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
+BENCHSTAT     := $(CACHE)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 COLLECTOR     := bin/otelcol-vaultlightstep
 export COLLECTOR_BIN := $(CURDIR)/$(COLLECTOR)
 # What the collector is built from: a change to any of it rebuilds it.
@@ -18,7 +20,7 @@ COLLECTOR_SRC := builder-config.yaml go.mod go.sum $(shell git ls-files -co --ex
 # Modules with tests (tools/* only pin tools and have none).
 TEST_MODULES := .
 
-.PHONY: all test vault collector demo lint clean
+.PHONY: all test vault collector demo bench lint clean
 
 all: test
 
@@ -45,6 +47,15 @@ $(COLLECTOR): $(OCB_BIN) $(COLLECTOR_SRC)
 ## demo: the main job: run Vault, a Lightstep stand-in, a gateway and two agents, rotate the token, print a summary
 demo: vault collector
 	@go run ./cmd/demo
+
+## bench: ours beside the Collector's own components (-count 5), Vault load, end-to-end throughput
+bench: vault collector $(BENCHSTAT)
+	@BENCHSTAT=$(BENCHSTAT) scripts/bench.sh
+
+$(BENCHSTAT):
+	@echo "benchstat: installing from the Go module proxy into $(dir $@)"
+	@mkdir -p $(dir $@)
+	GOBIN=$(dir $@) go install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
 ## test: build what the tests need, then run every module's tests with -race
 test: vault collector

@@ -25,8 +25,10 @@ import (
 // processors, every core busy.
 
 func BenchmarkParallelClientInject(b *testing.B) {
-	for name, c := range clients(b) {
-		b.Run("grpc/"+name, func(b *testing.B) {
+	cs := clients(b)
+	for _, name := range []string{"contrib", "ours"} {
+		c := cs[name]
+		b.Run("proto=grpc/impl="+name, func(b *testing.B) {
 			creds, _ := c.PerRPCCredentials()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -38,7 +40,7 @@ func BenchmarkParallelClientInject(b *testing.B) {
 				}
 			})
 		})
-		b.Run("http/"+name, func(b *testing.B) {
+		b.Run("proto=http/impl="+name, func(b *testing.B) {
 			rt, _ := c.RoundTripper(newOK())
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -68,17 +70,18 @@ func (okFresh) RoundTrip(*http.Request) (*http.Response, error) {
 func BenchmarkParallelServerAuthenticate(b *testing.B) {
 	iv := newIdentityVault(b)
 	exts := map[string]extensionauth.Server{
-		"vaultauth": startExtension(b, vaultauthextension.NewFactory(), map[string]any{
+		"ours": startExtension(b, vaultauthextension.NewFactory(), map[string]any{
 			"vault":  map[string]any{"address": iv.v.Addr},
 			"server": map[string]any{"identity_token": map[string]any{"audience": iv.audience}},
 		}).(extensionauth.Server),
-		"contrib-oidcauth": startExtension(b, oidcauthextension.NewFactory(), map[string]any{
+		"contrib": startExtension(b, oidcauthextension.NewFactory(), map[string]any{
 			"issuer_url": iv.issuer, "audience": iv.audience,
 		}).(extensionauth.Server),
 	}
 	headers := map[string][]string{"authorization": {"Bearer " + iv.tokens(b, 1)[0]}}
-	for name, a := range exts {
-		b.Run("repeated/"+name, func(b *testing.B) {
+	for _, name := range []string{"contrib", "ours"} {
+		a := exts[name]
+		b.Run("case=repeated/impl="+name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -99,13 +102,13 @@ func BenchmarkParallelStamp(b *testing.B) {
 		f    processor.Factory
 		conf map[string]any
 	}{
-		{"resource/vaultidentity", vaultidentityprocessor.NewFactory(), map[string]any{"level": "resource"}},
-		{"resource/contrib-resourceprocessor", resourceprocessor.NewFactory(), fromContext},
-		{"span/vaultidentity", vaultidentityprocessor.NewFactory(), map[string]any{"level": "span"}},
-		{"span/contrib-attributesprocessor", attributesprocessor.NewFactory(), map[string]any{"actions": fromContext["attributes"]}},
+		{"level=resource/impl=contrib", resourceprocessor.NewFactory(), fromContext},
+		{"level=resource/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "resource"}},
+		{"level=span/impl=contrib", attributesprocessor.NewFactory(), map[string]any{"actions": fromContext["attributes"]}},
+		{"level=span/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "span"}},
 	}
 	for _, c := range cases {
-		b.Run("traces/"+c.name, func(b *testing.B) {
+		b.Run("signal=traces/"+c.name, func(b *testing.B) {
 			p, err := c.f.CreateTraces(context.Background(), processortest.NewNopSettings(c.f.Type()), config(b, c.f, c.conf), consumertest.NewNop())
 			start(b, p, err)
 			ctx := authContext()

@@ -32,15 +32,6 @@ func config(b *testing.B, f processor.Factory, conf map[string]any) component.Co
 	return cfg
 }
 
-func ours(level string) (processor.Factory, map[string]any) {
-	return vaultidentityprocessor.NewFactory(), map[string]any{"level": level}
-}
-
-type signal struct {
-	name string
-	run  func(b *testing.B, f processor.Factory, conf map[string]any)
-}
-
 // BenchmarkStamp processes one 10,000-item batch per op; ns/item and
 // allocs/item divide by 10,000. The batch is reused: from the second op on,
 // both sides overwrite the attributes they wrote (ours also scrubs).
@@ -50,19 +41,19 @@ func BenchmarkStamp(b *testing.B) {
 		f    processor.Factory
 		conf map[string]any
 	}{
-		{"resource/vaultidentity", vaultidentityprocessor.NewFactory(), map[string]any{"level": "resource"}},
-		{"resource/contrib-resourceprocessor", resourceprocessor.NewFactory(), fromContext},
-		// What contrib needs for the same protection at resource level: the
-		// resourceprocessor above plus this, deleting vault.* from every item.
-		{"resource/contrib-attributesprocessor-scrub-only", attributesprocessor.NewFactory(), map[string]any{"actions": []any{
+		{"level=resource/impl=contrib", resourceprocessor.NewFactory(), fromContext},
+		{"level=resource/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "resource"}},
+		{"level=span/impl=contrib", attributesprocessor.NewFactory(), map[string]any{"actions": fromContext["attributes"]}},
+		{"level=span/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "span"}},
+		// What contrib needs on top of resourceprocessor for the same
+		// protection at resource level: deleting vault.* from every item.
+		{"level=resource-scrub-only/impl=contrib", attributesprocessor.NewFactory(), map[string]any{"actions": []any{
 			map[string]any{"pattern": `^vault\..*`, "action": "delete"},
 		}}},
-		{"span/vaultidentity", vaultidentityprocessor.NewFactory(), map[string]any{"level": "span"}},
-		{"span/contrib-attributesprocessor", attributesprocessor.NewFactory(), map[string]any{"actions": fromContext["attributes"]}},
 	}
 	for _, sig := range []string{"traces", "logs", "metrics"} {
 		for _, c := range cases {
-			b.Run(sig+"/"+c.name, func(b *testing.B) {
+			b.Run("signal="+sig+"/"+c.name, func(b *testing.B) {
 				cfg := config(b, c.f, c.conf)
 				set := processortest.NewNopSettings(c.f.Type())
 				ctx := authContext()

@@ -58,7 +58,7 @@ func benchClient(b *testing.B) *vaultAuth {
 // BenchmarkInjectParallel: every core injecting while the value rotates
 // every millisecond. Readers load one atomic pointer: no lock to contend on.
 func BenchmarkInjectParallel(b *testing.B) {
-	b.Run("grpc", func(b *testing.B) {
+	b.Run("proto=grpc/impl=ours", func(b *testing.B) {
 		creds, _ := benchClient(b).PerRPCCredentials()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -71,7 +71,7 @@ func BenchmarkInjectParallel(b *testing.B) {
 			}
 		})
 	})
-	b.Run("http", func(b *testing.B) {
+	b.Run("proto=http/impl=ours", func(b *testing.B) {
 		rt, _ := benchClient(b).RoundTripper(okTransport{})
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -96,6 +96,10 @@ func (okTransport) RoundTrip(*http.Request) (*http.Response, error) {
 // BenchmarkAuthenticateParallel: every core authenticating a known sender
 // (a cache hit) while new senders are verified and inserted every millisecond.
 func BenchmarkAuthenticateParallel(b *testing.B) {
+	b.Run("case=repeated/impl=ours", benchAuthenticateParallel)
+}
+
+func benchAuthenticateParallel(b *testing.B) {
 	cfg := createDefaultConfig().Server.GetOrInsertDefault()
 	s := newServerAuth(cfg, extensiontest.NewNopSettings(metadata.Type).Logger)
 	// A typical Vault identity JWT is about 900 bytes.

@@ -209,3 +209,18 @@ func Validate(config string, env map[string]string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// CPUSeconds is the CPU time (user + system) the collector process has used,
+// from /proc (Linux, 100 clock ticks per second).
+func (c *Collector) CPUSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100
+}
