@@ -20,7 +20,7 @@ COLLECTOR_SRC := builder-config.yaml go.mod go.sum $(shell git ls-files -co --ex
 # Modules with tests (tools/* only pin tools and have none).
 TEST_MODULES := .
 
-.PHONY: all test vault collector demo bench lint clean
+.PHONY: all test vault collector demo bench fuzz lint clean
 
 all: test
 
@@ -62,6 +62,20 @@ test: vault collector
 	@for m in $(TEST_MODULES); do \
 	  echo "==> go test -race $$m/..."; \
 	  (cd $$m && go test -race -count=1 ./...) || exit 1; \
+	done
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s); `make test` runs their seed corpora
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+  extension/vaultauthextension:FuzzCredential \
+  extension/vaultauthextension:FuzzVerifyJWT \
+  extension/vaultauthextension:FuzzConfig \
+  internal/vaultclient:FuzzDecodeSecret
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "==> $$name ($$pkg) for $(FUZZTIME)"; \
+	  go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
 	done
 
 ## lint: gofmt check and go vet for every module

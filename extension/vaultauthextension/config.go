@@ -115,6 +115,10 @@ type TokenLookupConfig struct {
 	// MaxConcurrentLookups bounds Vault lookups in flight for credentials
 	// not in the cache; requests beyond it are refused as unavailable.
 	MaxConcurrentLookups int `mapstructure:"max_concurrent_lookups"`
+	// MaxLookupsPerSecond bounds the rate of Vault lookups (with a burst of
+	// MaxConcurrentLookups), so a flood of distinct credentials cannot turn
+	// into a flood of Vault calls; requests beyond it are refused as unavailable.
+	MaxLookupsPerSecond float64 `mapstructure:"max_lookups_per_second"`
 
 	_ struct{}
 }
@@ -133,7 +137,7 @@ func createDefaultConfig() *Config {
 				Leeway:              10 * time.Second,
 				JWKSRefetchInterval: 10 * time.Second,
 			}),
-			TokenLookup:       configoptional.Default(TokenLookupConfig{MaxConcurrentLookups: 32}),
+			TokenLookup:       configoptional.Default(TokenLookupConfig{MaxConcurrentLookups: 32, MaxLookupsPerSecond: 100}),
 			CacheTTL:          5 * time.Minute,
 			CacheSize:         10000,
 			NegativeCacheTTL:  10 * time.Second,
@@ -234,6 +238,9 @@ func (c *ServerConfig) check(prefix string) error {
 	case c.TokenLookup.HasValue():
 		if c.TokenLookup.Get().MaxConcurrentLookups <= 0 {
 			errs = append(errs, fmt.Errorf("%stoken_lookup.max_concurrent_lookups: must be positive", prefix))
+		}
+		if c.TokenLookup.Get().MaxLookupsPerSecond <= 0 {
+			errs = append(errs, fmt.Errorf("%stoken_lookup.max_lookups_per_second: must be positive", prefix))
 		}
 	}
 	if strings.TrimSpace(c.Header) == "" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
@@ -23,6 +24,7 @@ type lookupVerifier struct {
 	session  *vaultclient.Session
 	inflight singleflight.Group
 	slots    chan struct{} // bounds lookups in flight
+	rate     *rate.Limiter // bounds lookups per second
 	cacheTTL time.Duration
 
 	mu    sync.Mutex
@@ -38,6 +40,7 @@ func newLookupVerifier(session *vaultclient.Session, cfg TokenLookupConfig, cach
 	return &lookupVerifier{
 		session:  session,
 		slots:    make(chan struct{}, cfg.MaxConcurrentLookups),
+		rate:     rate.NewLimiter(rate.Limit(cfg.MaxLookupsPerSecond), cfg.MaxConcurrentLookups),
 		cacheTTL: cacheTTL,
 		names:    map[string]entityName{},
 	}
@@ -55,6 +58,9 @@ func (v *lookupVerifier) verify(ctx context.Context, token string, key credentia
 		return nil, time.Time{}, rejected("not shaped like a Vault token")
 	}
 	res, err, _ := v.inflight.Do(string(key[:]), func() (any, error) {
+		if !v.rate.Allow() {
+			return nil, unavailable(errors.New("Vault lookups above max_lookups_per_second"))
+		}
 		select {
 		case v.slots <- struct{}{}:
 			defer func() { <-v.slots }()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -149,8 +150,14 @@ func (w *SecretWatcher) Run(ctx context.Context) {
 			// Cheap check first: only read the data when a new version exists.
 			version, err := w.currentVersion(ctx)
 			switch {
+			case errors.Is(err, errVersionDeleted):
+				w.failed(err) // keep sending the last good value, but say so
+				fullRead = false
 			case err == nil:
 				fullRead = version != current.Version
+				if !fullRead {
+					w.state.ok() // Vault answers and nothing changed: healthy
+				}
 			case isStatus(err, http.StatusForbidden), isStatus(err, http.StatusNotFound):
 				// No read on metadata in the policy: fall back to reading data.
 			default:
@@ -186,7 +193,7 @@ func (w *SecretWatcher) nextRead(v Value) time.Duration {
 	if v.Expires.IsZero() {
 		return w.interval
 	}
-	return min(w.interval, time.Until(v.Expires)*2/3)
+	return max(minReread, min(w.interval, time.Until(v.Expires)*2/3))
 }
 
 func (w *SecretWatcher) failed(err error) {
@@ -204,8 +211,19 @@ func (w *SecretWatcher) read(ctx context.Context) (Value, bool, error) {
 	if err != nil {
 		return Value{}, false, fmt.Errorf("read %s: %w", w.path, err)
 	}
+	v, kv2, err := decodeSecret(sec, w.cfg, readAt)
+	if err != nil {
+		return Value{}, kv2, fmt.Errorf("read %s: %w", w.path, err)
+	}
+	return v, kv2, nil
+}
+
+// decodeSecret extracts the configured field from a read response (KV v2,
+// KV v1, or any engine's) and says whether it was KV v2. Errors name the key,
+// never a value.
+func decodeSecret(sec *api.Secret, cfg SecretConfig, readAt time.Time) (Value, bool, error) {
 	if sec == nil {
-		return Value{}, false, fmt.Errorf("read %s: no secret at this path", w.path)
+		return Value{}, false, errors.New("no secret at this path")
 	}
 	data := sec.Data
 	var v Value
@@ -216,32 +234,35 @@ func (w *SecretWatcher) read(ctx context.Context) (Value, bool, error) {
 			v.Version = jsonInt(meta["version"])
 			inner, ok := data["data"].(map[string]any)
 			if !ok {
-				return Value{}, kv2, fmt.Errorf("read %s: version %d has no data (deleted or destroyed)", w.path, v.Version)
+				return Value{}, kv2, fmt.Errorf("version %d has no data (deleted or destroyed)", v.Version)
 			}
 			data = inner
 		}
 	}
-	raw, ok := data[w.cfg.Key]
+	raw, ok := data[cfg.Key]
 	if !ok {
-		return Value{}, kv2, fmt.Errorf("read %s: no key %q in the secret", w.path, w.cfg.Key)
+		return Value{}, kv2, fmt.Errorf("no key %q in the secret", cfg.Key)
 	}
 	s, ok := raw.(string)
 	if !ok || s == "" {
-		return Value{}, kv2, fmt.Errorf("read %s: key %q is not a non-empty string", w.path, w.cfg.Key)
+		return Value{}, kv2, fmt.Errorf("key %q is not a non-empty string", cfg.Key)
 	}
 	v.Data = s
 	switch {
 	case sec.LeaseID != "" && sec.LeaseDuration > 0:
-		v.Expires = readAt.Add(time.Duration(sec.LeaseDuration) * time.Second)
-	case w.cfg.TTLField != "":
-		if ttl := jsonInt(data[w.cfg.TTLField]); ttl > 0 {
-			v.Expires = readAt.Add(time.Duration(ttl) * time.Second)
+		v.Expires = readAt.Add(lifetime(sec.LeaseDuration))
+	case cfg.TTLField != "":
+		if ttl := jsonInt(data[cfg.TTLField]); ttl > 0 {
+			v.Expires = readAt.Add(lifetime(ttl))
 		}
 	}
 	return v, kv2, nil
 }
 
-// currentVersion reads the KV v2 metadata of the secret.
+var errVersionDeleted = errors.New("the current version was deleted or destroyed; sending the last good value")
+
+// currentVersion reads the KV v2 metadata of the secret: its current
+// version, or errVersionDeleted when that version is deleted or destroyed.
 func (w *SecretWatcher) currentVersion(ctx context.Context) (int, error) {
 	mount, rest, ok := strings.Cut(w.path, "/data/")
 	if !ok {
@@ -255,8 +276,30 @@ func (w *SecretWatcher) currentVersion(ctx context.Context) (int, error) {
 	if sec == nil {
 		return 0, fmt.Errorf("read %s: %w", p, &api.ResponseError{StatusCode: http.StatusNotFound})
 	}
-	return jsonInt(sec.Data["current_version"]), nil
+	version := jsonInt(sec.Data["current_version"])
+	if versions, ok := sec.Data["versions"].(map[string]any); ok {
+		if meta, ok := versions[strconv.Itoa(version)].(map[string]any); ok {
+			if deleted, _ := meta["deletion_time"].(string); deleted != "" || meta["destroyed"] == true {
+				return version, fmt.Errorf("%s version %d: %w", p, version, errVersionDeleted)
+			}
+		}
+	}
+	return version, nil
 }
+
+// maxLifetime caps lease durations and TTLs from responses, so no value can
+// overflow a time.Duration into an expiry in the past.
+const maxLifetime = 10 * 365 * 24 * time.Hour
+
+func lifetime(seconds int) time.Duration {
+	if seconds <= 0 || int64(seconds) > int64(maxLifetime/time.Second) {
+		return maxLifetime
+	}
+	return time.Duration(seconds) * time.Second
+}
+
+// minReread keeps a very short lease from turning into a busy loop of reads.
+const minReread = 100 * time.Millisecond
 
 func jsonInt(v any) int {
 	switch n := v.(type) {

@@ -123,7 +123,8 @@ func (s *Session) keepAlive(ctx context.Context, sec *api.Secret) {
 			s.logger.Info("Vault token file changed; using the new token", zap.String("token_file", s.cfg.TokenFile))
 			return
 		case <-s.reauth:
-			s.logger.Info("Vault rejected the current token; logging in again")
+			// Debug: a policy that keeps refusing would repeat this at every retry.
+			s.logger.Debug("Vault rejected the current token; logging in again")
 			return
 		case err := <-done:
 			if err != nil && !errors.Is(err, context.Canceled) {

@@ -7,13 +7,20 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
-// CountingProxy is a loopback HTTP reverse proxy in front of a server that
-// counts the requests it forwards, by API path. It counts what reaches Vault
-// whatever Vault does with it (Vault's audit log skips some failed requests).
+// CountingProxy is a loopback HTTP reverse proxy in front of a server. It
+// counts the requests it forwards by API path (what reaches Vault, whatever
+// Vault does with it: its audit log skips some refused requests), and can
+// slow every request down or cut the server off.
 type CountingProxy struct {
 	Addr string // http://127.0.0.1:port
+
+	delay    atomic.Int64 // nanoseconds added before forwarding
+	down     atomic.Bool
+	inFlight atomic.Int64
 
 	mu     sync.Mutex
 	counts map[string]int
@@ -29,9 +36,29 @@ func NewCountingProxy(t T, s *Server) *CountingProxy {
 	p := &CountingProxy{counts: map[string]int{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.down.Load() {
+			// Like an unreachable server: the connection ends without an answer.
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+					return
+				}
+			}
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
 		p.mu.Lock()
 		p.counts[strings.TrimPrefix(r.URL.Path, "/v1/")]++
 		p.mu.Unlock()
+		p.inFlight.Add(1)
+		defer p.inFlight.Add(-1)
+		if d := time.Duration(p.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -45,3 +72,12 @@ func (p *CountingProxy) Count(path string) int {
 	defer p.mu.Unlock()
 	return p.counts[path]
 }
+
+// SetDelay makes every request wait d before it is forwarded.
+func (p *CountingProxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// SetDown cuts the server off (true) or restores it (false).
+func (p *CountingProxy) SetDown(down bool) { p.down.Store(down) }
+
+// InFlight is the number of requests being forwarded (or delayed) now.
+func (p *CountingProxy) InFlight() int64 { return p.inFlight.Load() }

@@ -1,0 +1,103 @@
+package vaultauthextension
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/collector/confmap"
+	"go.uber.org/zap"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
+)
+
+// FuzzCredential: whatever headers arrive, the extracted credential is
+// either refused with a reason or non-empty, trimmed, without the Bearer
+// prefix, and within max_credential_size.
+func FuzzCredential(f *testing.F) {
+	for _, seed := range []string{"Bearer abc", "bearer abc", "Bearer ", "", "   ", "BEARER x", "Bearer \xff\xfe", "Bearer Bearer x", "abc"} {
+		f.Add(seed, "", false)
+	}
+	f.Add("Bearer a", "Bearer b", true)
+	cfg := createDefaultConfig().Server.GetOrInsertDefault()
+	cfg.MaxCredentialSize = 256
+	s := newServerAuth(cfg, zap.NewNop())
+	f.Fuzz(func(t *testing.T, value, second string, two bool) {
+		for _, key := range []string{"authorization", "Authorization"} {
+			values := []string{value}
+			if two {
+				values = append(values, second)
+			}
+			cred, reason := s.credential(map[string][]string{key: values})
+			if reason != "" {
+				if cred != "" {
+					t.Fatal("a credential came with a refusal")
+				}
+				continue
+			}
+			if two {
+				t.Fatal("accepted two credentials")
+			}
+			if cred == "" || cred != strings.TrimSpace(cred) || len(cred) > cfg.MaxCredentialSize {
+				t.Fatalf("bad credential %q", cred)
+			}
+		}
+	})
+}
+
+// FuzzVerifyJWT: mutations of a validly signed token, and arbitrary strings,
+// never panic, and are accepted only with a subject and an expiry ahead.
+func FuzzVerifyJWT(f *testing.F) {
+	signer := vaulttest.NewSigner(f)
+	issuer := "https://vault.example/v1/identity/oidc"
+	claims := map[string]any{"iss": issuer, "sub": "entity-1", "aud": "otel", "entity_name": "payments",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+	valid := signer.Sign(f, claims)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-4])
+	f.Add(strings.Replace(valid, ".", "..", 1))
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("a.b.c")
+	f.Add("")
+
+	cfg := createDefaultConfig().Server.GetOrInsertDefault().IdentityToken.GetOrInsertDefault()
+	cfg.Audience, cfg.Issuers = "otel", []string{issuer}
+	cfg.JWKSRefetchInterval = time.Hour // never fetch: the key set below is all there is
+	v := newJWTVerifier(*cfg, "", nil)
+	keys := v.issuers[issuer].keys
+	keys.keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &signer.Key.PublicKey, KeyID: signer.KID, Algorithm: "RS256", Use: "sig"}}})
+	keys.lastFetch = time.Now()
+	f.Fuzz(func(t *testing.T, token string) {
+		id, exp, err := v.verify(context.Background(), token)
+		if err != nil {
+			return
+		}
+		if id.EntityID == "" || !exp.After(time.Now().Add(-cfg.Leeway)) {
+			t.Fatalf("accepted %+v expiring %s", id, exp)
+		}
+	})
+}
+
+// FuzzConfig: any YAML under the extension's key unmarshals and validates
+// (or fails to) without a panic.
+func FuzzConfig(f *testing.F) {
+	f.Add([]byte("vault: {address: http://127.0.0.1:8200}\nauth: {token: t}\nclient: {secret: {path: secret/data/x, key: k}}"))
+	f.Add([]byte("vault: {address: x}\nserver: {identity_token: {audience: a, issuers: [':']}}"))
+	f.Add([]byte("server: {token_lookup: {}, identity_token: {}}\nclient: {identity_token: {role: r}, secret: {path: p}}"))
+	f.Add([]byte("auth: {method: approle, role_id_file: /r, secret_id: s}\nvault: {timeout: -1s, retry: {max_interval: 0}}"))
+	f.Add([]byte("client: null\nserver: {cache_size: -1, cache_ttl: 0}"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		var raw map[string]any
+		if yaml.Unmarshal(doc, &raw) != nil {
+			return
+		}
+		cfg := createDefaultConfig()
+		if confmap.NewFromStringMap(raw).Unmarshal(cfg) != nil {
+			return
+		}
+		_ = cfg.Validate()
+	})
+}
