@@ -42,7 +42,9 @@ func TestSecretFaultsKeepLastGood(t *testing.T) {
 	}{
 		{"secret deleted",
 			func() { require.NoError(t, v.Client.KVv2("secret").Delete(context.Background(), lightstepPath)) },
-			func() { require.NoError(t, v.Client.KVv2("secret").Undelete(context.Background(), lightstepPath, []int{1})) }},
+			func() {
+				require.NoError(t, v.Client.KVv2("secret").Undelete(context.Background(), lightstepPath, []int{1}))
+			}},
 		{"key missing",
 			func() { v.PutKV2(t, lightstepPath, map[string]any{"token": "wrong-key"}) },
 			func() { v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v1"}) }},
