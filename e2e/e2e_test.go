@@ -28,13 +28,22 @@ type env struct {
 	sink      *deploy.Sink
 	standIn   *deploy.StandIn
 	gateway   *deploy.Collector
+	agents    []*deploy.Collector
 	workloads []deploy.Workload
 	senders   []*deploy.Sender
 	rotate    func(token string) int
 }
 
-func startDeployment(t *testing.T) *env {
+// startDeployment starts it all; gatewayOverlay and agentOverlay, when not
+// empty, are merged over the example configs.
+func startDeployment(t *testing.T, gatewayOverlay, agentOverlay string) *env {
 	t.Helper()
+	overlay := func(path string) []string {
+		if path == "" {
+			return nil
+		}
+		return []string{path}
+	}
 	e := &env{vault: vaulttest.Start(t)}
 	e.proxy = vaulttest.NewProxy(t, e.vault.HostPort())
 	audience := deploy.ConfigureVault(t, e.vault, e.proxy.Addr)
@@ -53,7 +62,7 @@ func startDeployment(t *testing.T) *env {
 		"LIGHTSTEP_ENDPOINT":         e.standIn.OTLPGRPC,
 		"LIGHTSTEP_INSECURE":         "true",
 		"LIGHTSTEP_REFRESH_INTERVAL": "500ms",
-	})
+	}, overlay(gatewayOverlay)...)
 	for i, name := range []string{"payments", "checkout"} {
 		w := deploy.NewWorkload(t, e.vault, name)
 		agent := deploy.StartCollector(t, "agent-"+name, deploy.Example("agent.yaml"), map[string]string{
@@ -62,7 +71,8 @@ func startDeployment(t *testing.T) *env {
 			"VAULT_SECRET_ID_FILE": w.SecretIDFile,
 			"GATEWAY_ENDPOINT":     e.gateway.OTLPGRPC,
 			"GATEWAY_INSECURE":     "true",
-		})
+		}, overlay(agentOverlay)...)
+		e.agents = append(e.agents, agent)
 		e.workloads = append(e.workloads, w)
 		e.senders = append(e.senders, deploy.NewSender(t, name, i, agent.OTLPGRPC))
 	}
@@ -98,7 +108,7 @@ func (e *env) awaitAll(t *testing.T) int {
 }
 
 func TestEndToEnd(t *testing.T) {
-	e := startDeployment(t)
+	e := startDeployment(t, "", "")
 
 	t.Run("every span arrives stamped with its own workload's identity", func(t *testing.T) {
 		e.sendEach(t, 10)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,12 +19,13 @@ import (
 // Collector is a running otelcol-vaultlightstep process.
 type Collector struct {
 	Name        string
-	Config      string
+	Configs     []string // merged in order, as several --config flags
 	Env         map[string]string
 	LogPath     string
 	OTLPGRPC    string // host:port of its OTLP gRPC receiver
 	OTLPHTTP    string // host:port of its OTLP HTTP receiver
 	Health      string // host:port of health_check
+	ZPages      string // host:port for a zpages extension, if an overlay adds one
 	MetricsPort int
 
 	t      T
@@ -31,19 +33,21 @@ type Collector struct {
 	exited chan struct{}
 }
 
-// StartCollector runs the collector binary with config and env, on fresh
-// loopback ports (OTLP, health_check, internal metrics), and waits until
-// health_check says it is ready. It is stopped when the test ends.
-func StartCollector(t T, name, config string, env map[string]string) *Collector {
+// StartCollector runs the collector binary with config (and overlays merged
+// over it) and env, on fresh loopback ports (OTLP, health_check, internal
+// metrics, zpages), and waits until health_check says it is ready. It is
+// stopped when the test ends.
+func StartCollector(t T, name, config string, env map[string]string, overlays ...string) *Collector {
 	t.Helper()
 	c := &Collector{
-		Name: name, Config: config, Env: map[string]string{}, t: t,
+		Name: name, Configs: append([]string{config}, overlays...), Env: map[string]string{}, t: t,
+		ZPages:   FreeAddr(t),
 		OTLPGRPC: FreeAddr(t), OTLPHTTP: FreeAddr(t), Health: FreeAddr(t),
 	}
 	_, port, _ := net.SplitHostPort(FreeAddr(t))
 	c.MetricsPort, _ = strconv.Atoi(port)
 	c.Env["OTLP_GRPC_ENDPOINT"], c.Env["OTLP_HTTP_ENDPOINT"] = c.OTLPGRPC, c.OTLPHTTP
-	c.Env["HEALTH_ENDPOINT"], c.Env["METRICS_PORT"] = c.Health, port
+	c.Env["HEALTH_ENDPOINT"], c.Env["METRICS_PORT"], c.Env["ZPAGES_ENDPOINT"] = c.Health, port, c.ZPages
 	for k, v := range env {
 		c.Env[k] = v
 	}
@@ -51,6 +55,28 @@ func StartCollector(t T, name, config string, env map[string]string) *Collector 
 	c.start()
 	t.Cleanup(c.Stop)
 	return c
+}
+
+// Healthy says whether health_check answers 200 now.
+func (c *Collector) Healthy() bool {
+	resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + c.Health + "/")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Get fetches a path from one of the collector's loopback endpoints.
+func (c *Collector) Get(url string) string {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = io.Copy(&b, resp.Body)
+	return b.String()
 }
 
 // Restart starts the same collector again (after Kill), on the same ports.
@@ -68,7 +94,11 @@ func (c *Collector) start() {
 	if _, err := os.Stat(bin); err != nil {
 		c.t.Fatalf("collector binary not found at %s: run `make collector` first", bin)
 	}
-	cmd := exec.Command(bin, "--config", "file:"+c.Config)
+	var args []string
+	for _, cfg := range c.Configs {
+		args = append(args, "--config", "file:"+cfg)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range c.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // RepoRoot is the repository's top directory.
@@ -21,4 +22,16 @@ func CollectorBinary() string {
 		return p
 	}
 	return filepath.Join(RepoRoot(), "bin", "otelcol-vaultlightstep")
+}
+
+// Testdata returns the path of a file under testdata/.
+func Testdata(name string) string { return filepath.Join(RepoRoot(), "testdata", name) }
+
+// ReadFile returns a file's trimmed content.
+func ReadFile(t T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -79,7 +79,9 @@ type AuthConfig struct {
 func DefaultVaultConfig() VaultConfig {
 	return VaultConfig{
 		Timeout: 10 * time.Second,
-		Retry:   RetryConfig{InitialInterval: time.Second, MaxInterval: time.Minute},
+		// Capped at 10s so a collector is back within seconds of Vault:
+		// a thousand collectors retrying every 10s is 100 requests/s.
+		Retry: RetryConfig{InitialInterval: time.Second, MaxInterval: 10 * time.Second},
 	}
 }
 

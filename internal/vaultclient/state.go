@@ -12,7 +12,10 @@ import (
 type Reporter func(activity string, err error)
 
 // stateLog logs an activity's failures and recoveries once per change of
-// state, not once per retry, and forwards every outcome to a Reporter.
+// state, not once per retry: a warning when it starts failing, an info line
+// when it recovers; a different error while already failing (an outage
+// shows as EOF, then connection reset, ...) is logged at debug level only.
+// Every outcome goes to the Reporter, which keeps the status current.
 type stateLog struct {
 	activity string
 	logger   *zap.Logger
@@ -33,11 +36,14 @@ func newStateLog(activity string, logger *zap.Logger, report Reporter) *stateLog
 // API errors name the request path and status, never a token or a value.
 func (s *stateLog) failed(err error) {
 	s.mu.Lock()
-	changed := s.lastErr != err.Error()
+	was := s.lastErr
 	s.lastErr = err.Error()
 	s.mu.Unlock()
-	if changed {
+	switch {
+	case was == "":
 		s.logger.Warn("Vault "+s.activity+" failing; retrying with backoff", zap.Error(err))
+	case was != err.Error():
+		s.logger.Debug("Vault "+s.activity+" still failing, now with another error", zap.Error(err))
 	}
 	s.report(s.activity, err)
 }

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
+)
+
+// Vault out of reach when the collector starts, back after 30s: the
+// collector is up the whole time, nothing is exported without a token, and
+// everything sent during the outage arrives once the token does.
+func TestVaultDownAtStart(t *testing.T) {
+	const outage = 30 * time.Second
+	v := vaulttest.Start(t)
+	proxy := vaulttest.NewProxy(t, v.HostPort())
+	deploy.ConfigureVault(t, v, proxy.Addr)
+	deploy.TokenWriter(t, v)("ls-token-v1")
+	sink := deploy.StartSink(t)
+	standIn := deploy.StartStandIn(t, sink, "ls-token-v1")
+	creds := deploy.AppRoleCredentials(t, v, "otel-sidecar")
+
+	proxy.SetDown(true)
+	down := time.Now()
+	// StartCollector waits for health_check: the collector starts without Vault.
+	sidecar := deploy.StartCollector(t, "sidecar", deploy.Example("sidecar.yaml"), map[string]string{
+		"VAULT_ADDR": proxy.Addr, "VAULT_ROLE_ID_FILE": creds.RoleIDFile, "VAULT_SECRET_ID_FILE": creds.SecretIDFile,
+		"LIGHTSTEP_ENDPOINT": standIn.OTLPGRPC, "LIGHTSTEP_INSECURE": "true",
+	})
+	sender := deploy.NewSender(t, "payments", 0, sidecar.OTLPGRPC)
+	for time.Since(down) < outage {
+		require.True(t, sender.Send(batch), "the sidecar refused spans while Vault was down")
+		require.True(t, sidecar.Healthy(), "the sidecar went unhealthy while Vault was down")
+		time.Sleep(500 * time.Millisecond) // the pace of the workload during the outage
+	}
+	assert.Zero(t, sink.Count(), "something was exported without a token")
+
+	proxy.SetDown(false)
+	up := time.Now()
+	require.Eventually(t, func() bool { return len(sink.Missing(sender.Sent())) == 0 }, eventually, poll,
+		"spans sent during the outage were lost\n%s", sidecar.LogTail(20))
+	logs := sidecar.Logs()
+	assert.Equal(t, 1, strings.Count(logs, "Vault login failing"), "one warning for the outage")
+	assert.Equal(t, 1, strings.Count(logs, "Vault login recovered"))
+	t.Logf("Vault down at start for %s: %d spans sent during it, all arrived %s after Vault came back",
+		outage, len(sender.Sent()), time.Since(up).Round(time.Millisecond))
+}
+
+// The gateway killed (SIGKILL) while spans flow, and restarted: its
+// persistent queue and the agents' retries deliver everything.
+func TestGatewayKilledMidRun(t *testing.T) {
+	e := startDeployment(t, "", "")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
+	for _, s := range e.senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5000 && !stop.Load(); i++ { // bounded
+				s.Send(batch)
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	before := e.sink.Count()
+	require.Eventually(t, func() bool { return e.sink.Count() > before+500 }, eventually, poll)
+	e.gateway.Kill()
+	killed := time.Now()
+	e.gateway.Restart()
+	restarted := time.Since(killed)
+	after := e.sink.Count()
+	require.Eventually(t, func() bool { return e.sink.Count() > after+500 }, eventually, poll, "nothing flows after the restart")
+	stop.Store(true)
+	wg.Wait()
+	sent := e.awaitAll(t)
+	t.Logf("gateway SIGKILLed and back in %s: %d spans sent, 0 lost, %d delivered twice",
+		restarted.Round(time.Millisecond), sent, e.sink.Duplicates())
+}
+
+// With debug logs, through a rotation, a Vault outage and a gateway that
+// loses Vault: no Lightstep token, Vault token, AppRole credential or
+// identity JWT appears in any collector's output, internal metrics or zpages.
+func TestNoSecretsInCollectorOutput(t *testing.T) {
+	e := startDeployment(t, deploy.Testdata("overlays/debug-gateway.yaml"), deploy.Testdata("overlays/debug-agent.yaml"))
+	e.sendEach(t, 5)
+	e.standIn.Accept("ls-token-v1", "ls-token-v2")
+	e.rotate("ls-token-v2")
+	require.Eventually(t, func() bool { v, _ := e.gateway.Metric("otelcol_vaultauth_secret_version"); return v == 2 }, eventually, poll)
+	e.sendEach(t, 5)
+	e.proxy.SetDown(true)
+	require.Eventually(t, func() bool { n, _ := e.gateway.Metric("otelcol_vaultauth_vault_request_failures"); return n > 0 }, eventually, poll)
+	e.sendEach(t, 5)
+	e.proxy.SetDown(false)
+	e.awaitAll(t)
+
+	secrets := map[string]string{
+		"Lightstep token v1": "ls-token-v1", "Lightstep token v2": "ls-token-v2",
+		"a Vault service token": "hvs.", "an identity JWT": "eyJhbGciOi", "the root token": e.vault.RootToken,
+	}
+	for _, w := range e.workloads {
+		secrets[w.Name+" role id"] = w.RoleID
+		secrets[w.Name+" secret id"] = deploy.ReadFile(t, w.SecretIDFile)
+	}
+	var collected strings.Builder
+	var debugLines int
+	for _, c := range append([]*deploy.Collector{e.gateway, e.standIn.Collector}, e.agents...) {
+		logs := c.Logs()
+		debugLines += strings.Count(logs, "\tdebug\t")
+		collected.WriteString(logs)
+		collected.WriteString(c.MetricsText(""))
+		for _, page := range []string{"servicez", "pipelinez", "extensionz", "featurez", "tracez"} {
+			collected.WriteString(c.Get("http://" + c.ZPages + "/debug/" + page))
+		}
+	}
+	require.Positive(t, debugLines, "debug logging was not on: the check proves little")
+	out := collected.String()
+	require.Contains(t, out, "vaultauth", "zpages and metrics were not collected")
+	for what, s := range secrets {
+		assert.NotContains(t, out, s, "%s appears in collector output", what)
+	}
+	t.Logf("checked %d bytes of logs (%d debug lines), metrics and zpages from %d collectors",
+		len(out), debugLines, 2+len(e.agents))
+}
+
+// print-config shows secrets in the config as [REDACTED].
+func TestPrintConfigRedactsSecrets(t *testing.T) {
+	const secret = "hvs.printed-config-secret"
+	cmd := exec.Command(deploy.CollectorBinary(), "print-config", "--config", "file:"+deploy.Example("gateway.yaml"),
+		"--set", "extensions::vaultauth/lightstep::auth::secret_id="+secret,
+		"--set", "extensions::vaultauth/lightstep::auth::secret_id_file=",
+		"--set", "extensions::vaultauth/agents::auth::token="+secret)
+	cmd.Env = []string{"VAULT_ADDR=http://127.0.0.1:8200", "VAULT_ROLE_ID_FILE=/r", "VAULT_SECRET_ID_FILE=/s",
+		"AGENT_AUDIENCE=aud", "QUEUE_DIR=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.NotContains(t, string(out), secret)
+	assert.Contains(t, string(out), "secret_id: '[REDACTED]'")
+}
