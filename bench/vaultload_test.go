@@ -62,7 +62,11 @@ path "identity/entity/id/*" { capabilities = ["read"] }`)
 	if err := confmap.NewFromStringMap(map[string]any{
 		"vault":  map[string]any{"address": vault.Addr},
 		"auth":   map[string]any{"method": "approle", "role_id": roleID, "secret_id": secretID},
-		"server": map[string]any{"token_lookup": map[string]any{}},
+		// The lookup rate limit is raised so the measurement shows the caching
+		// and sharing of lookups; with the default (100/s), a cold start of
+		// 1,000 new senders is admitted over ~10s, its refusals retryable
+		// (see TestGarbageFlood for the limit itself).
+		"server": map[string]any{"token_lookup": map[string]any{"max_lookups_per_second": 100000}},
 	}).Unmarshal(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -260,3 +260,20 @@ func hmacSigned(t *testing.T, kid, payload string, key []byte) string {
 	mac.Write([]byte(input))
 	return input + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
+
+// Thousands of other headers change nothing: the credential header is found
+// by key, garbage in it is refused, a valid token accepted.
+func TestManyHeaders(t *testing.T) {
+	e := newIdentityEnv(t)
+	h := start(t, e.jwtServerConfig())
+	sources := map[string][]string{}
+	for i := range 10000 {
+		sources[fmt.Sprintf("x-header-%d", i)] = []string{strings.Repeat("v", 100)}
+	}
+	sources["authorization"] = []string{"Bearer garbage"}
+	_, err := h.ext.Authenticate(context.Background(), sources)
+	require.ErrorIs(t, err, errUnauthenticated)
+	sources["authorization"] = []string{"Bearer " + e.v.IdentityToken(t, e.alice.Token, agentRole)}
+	_, err = h.ext.Authenticate(context.Background(), sources)
+	require.NoError(t, err)
+}
