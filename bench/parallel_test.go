@@ -8,15 +8,11 @@ import (
 	"testing"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/oidcauthextension"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/extensionauth"
-	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension"
-	"github.com/vaultlightstep/vaultlightstep/processor/vaultidentityprocessor"
 )
 
 // The parallel benchmarks of our extension, with a rotation every
@@ -97,16 +93,7 @@ func BenchmarkParallelServerAuthenticate(b *testing.B) {
 
 // BenchmarkParallelStamp: every core stamping its own 10,000-span batch.
 func BenchmarkParallelStamp(b *testing.B) {
-	cases := []struct {
-		name string
-		f    processor.Factory
-		conf map[string]any
-	}{
-		{"level=resource/impl=contrib", resourceprocessor.NewFactory(), fromContext},
-		{"level=resource/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "resource"}},
-		{"level=span/impl=contrib", attributesprocessor.NewFactory(), map[string]any{"actions": fromContext["attributes"]}},
-		{"level=span/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "span"}},
-	}
+	cases := stampCases()
 	for _, c := range cases {
 		b.Run("signal=traces/"+c.name, func(b *testing.B) {
 			p, err := c.f.CreateTraces(context.Background(), processortest.NewNopSettings(c.f.Type()), config(b, c.f, c.conf), consumertest.NewNop())

@@ -24,6 +24,22 @@ var fromContext = map[string]any{"attributes": []any{
 	map[string]any{"key": "vault.namespace", "from_context": "auth.vault.namespace", "action": "upsert"},
 }}
 
+type stampCase struct {
+	name string
+	f    processor.Factory
+	conf map[string]any
+}
+
+// stampCases are ours and the anchor at each level.
+func stampCases() []stampCase {
+	return []stampCase{
+		{"level=resource/impl=contrib", resourceprocessor.NewFactory(), fromContext},
+		{"level=resource/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "resource"}},
+		{"level=span/impl=contrib", attributesprocessor.NewFactory(), map[string]any{"actions": fromContext["attributes"]}},
+		{"level=span/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "span"}},
+	}
+}
+
 func config(b *testing.B, f processor.Factory, conf map[string]any) component.Config {
 	cfg := f.CreateDefaultConfig()
 	if err := confmap.NewFromStringMap(conf).Unmarshal(cfg); err != nil {
@@ -36,21 +52,13 @@ func config(b *testing.B, f processor.Factory, conf map[string]any) component.Co
 // allocs/item divide by 10,000. The batch is reused: from the second op on,
 // both sides overwrite the attributes they wrote (ours also scrubs).
 func BenchmarkStamp(b *testing.B) {
-	cases := []struct {
-		name string
-		f    processor.Factory
-		conf map[string]any
-	}{
-		{"level=resource/impl=contrib", resourceprocessor.NewFactory(), fromContext},
-		{"level=resource/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "resource"}},
-		{"level=span/impl=contrib", attributesprocessor.NewFactory(), map[string]any{"actions": fromContext["attributes"]}},
-		{"level=span/impl=ours", vaultidentityprocessor.NewFactory(), map[string]any{"level": "span"}},
+	cases := append(stampCases(), stampCase{
 		// What contrib needs on top of resourceprocessor for the same
 		// protection at resource level: deleting vault.* from every item.
-		{"level=resource-scrub-only/impl=contrib", attributesprocessor.NewFactory(), map[string]any{"actions": []any{
+		"level=resource-scrub-only/impl=contrib", attributesprocessor.NewFactory(), map[string]any{"actions": []any{
 			map[string]any{"pattern": `^vault\..*`, "action": "delete"},
-		}}},
-	}
+		}},
+	})
 	for _, sig := range []string{"traces", "logs", "metrics"} {
 		for _, c := range cases {
 			b.Run("signal="+sig+"/"+c.name, func(b *testing.B) {

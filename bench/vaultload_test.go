@@ -60,8 +60,8 @@ path "identity/entity/id/*" { capabilities = ["read"] }`)
 	f := vaultauthextension.NewFactory()
 	cfg := f.CreateDefaultConfig()
 	if err := confmap.NewFromStringMap(map[string]any{
-		"vault":  map[string]any{"address": vault.Addr},
-		"auth":   map[string]any{"method": "approle", "role_id": roleID, "secret_id": secretID},
+		"vault": map[string]any{"address": vault.Addr},
+		"auth":  map[string]any{"method": "approle", "role_id": roleID, "secret_id": secretID},
 		// The lookup rate limit is raised so the measurement shows the caching
 		// and sharing of lookups; with the default (100/s), a cold start of
 		// 1,000 new senders is admitted over ~10s, its refusals retryable

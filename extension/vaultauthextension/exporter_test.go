@@ -65,19 +65,14 @@ func exporters(t *testing.T, h *harness) (*headerRecorder, map[string]exporter.T
 	t.Helper()
 	rec := newHeaderRecorder()
 	rcv := pipelinetest.StartTracesReceiver(t, h.host, map[string]any{"include_metadata": true}, rec.consumer(t))
-	common := func(endpoint string) map[string]any {
-		return map[string]any{
-			"endpoint":         endpoint,
-			"auth":             map[string]any{"authenticator": extID.String()},
-			"retry_on_failure": map[string]any{"enabled": false},
-			"sending_queue":    map[string]any{"enabled": false},
-		}
+	settings := map[string]any{
+		"auth":             map[string]any{"authenticator": extID.String()},
+		"retry_on_failure": map[string]any{"enabled": false},
+		"sending_queue":    map[string]any{"enabled": false},
 	}
-	grpcCfg := common(rcv.GRPCAddr)
-	grpcCfg["tls"] = map[string]any{"insecure": true}
 	return rec, map[string]exporter.Traces{
-		"grpc": pipelinetest.StartTracesExporter(t, h.host, "otlp_grpc", grpcCfg),
-		"http": pipelinetest.StartTracesExporter(t, h.host, "otlp_http", common(rcv.HTTPAddr)),
+		"grpc": pipelinetest.StartTracesExporter(t, h.host, "otlp_grpc", rcv.ExporterConfig("otlp_grpc", settings)),
+		"http": pipelinetest.StartTracesExporter(t, h.host, "otlp_http", rcv.ExporterConfig("otlp_http", settings)),
 	}
 }
 

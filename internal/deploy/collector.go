@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
 // Collector is a running otelcol-vaultlightstep process.
@@ -219,14 +221,7 @@ func (c *Collector) LogTail(n int) string {
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
-func FreeAddr(t T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("no free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+var FreeAddr = vaulttest.FreeAddr
 
 // Validate runs `otelcol-vaultlightstep validate` on config with env and
 // returns its output.

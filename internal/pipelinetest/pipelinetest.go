@@ -6,7 +6,6 @@ package pipelinetest
 
 import (
 	"context"
-	"net"
 	"sync"
 
 	"go.opentelemetry.io/collector/component"
@@ -94,7 +93,7 @@ type Receiver struct {
 // merged into both protocols (e.g. include_metadata, auth), sending to next.
 func StartTracesReceiver(t T, host component.Host, protocolSettings map[string]any, next consumer.Traces) Receiver {
 	t.Helper()
-	r := Receiver{GRPCAddr: FreeAddr(t), HTTPAddr: FreeAddr(t)}
+	r := Receiver{GRPCAddr: vaulttest.FreeAddr(t), HTTPAddr: vaulttest.FreeAddr(t)}
 	grpc := map[string]any{"endpoint": r.GRPCAddr}
 	http := map[string]any{"endpoint": r.HTTPAddr}
 	for k, v := range protocolSettings {
@@ -113,6 +112,19 @@ func StartTracesReceiver(t T, host component.Host, protocolSettings map[string]a
 	t.Cleanup(func() { _ = rcv.Shutdown(context.Background()) })
 	r.HTTPAddr = "http://" + r.HTTPAddr
 	return r
+}
+
+// ExporterConfig is the config of an exporter of kind ("otlp_grpc" or
+// "otlp_http") sending to this receiver (plaintext), with settings added.
+func (r Receiver) ExporterConfig(kind string, settings map[string]any) map[string]any {
+	conf := map[string]any{"endpoint": r.HTTPAddr}
+	if kind == "otlp_grpc" {
+		conf = map[string]any{"endpoint": r.GRPCAddr, "tls": map[string]any{"insecure": true}}
+	}
+	for k, v := range settings {
+		conf[k] = v
+	}
+	return conf
 }
 
 // StartTracesExporter starts an OTLP exporter, "otlp_grpc" or "otlp_http",
@@ -139,17 +151,6 @@ func StartTracesExporter(t T, host component.Host, kind string, conf map[string]
 	}
 	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
 	return exp
-}
-
-// FreeAddr returns a loopback host:port that was free a moment ago.
-func FreeAddr(t T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("no free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func unmarshal(t T, m map[string]any, cfg component.Config) {

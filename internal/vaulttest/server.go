@@ -61,7 +61,7 @@ func Start(t T) *Server {
 	}
 	var lastErr error
 	for range 3 { // a free port can be taken between probe and bind
-		s, err := start(t, bin, freePort(t))
+		s, err := start(t, bin, FreeAddr(t))
 		if err == nil {
 			return s
 		}
@@ -158,7 +158,8 @@ func waitHealthy(addr string, exited <-chan error) error {
 	return errors.New("not healthy after 30s")
 }
 
-func freePort(t T) string {
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr(t T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -109,17 +109,11 @@ func TestGatewayStampsEachWorkloadsIdentity(t *testing.T) {
 
 	for _, w := range workloads {
 		for _, kind := range []string{"otlp_grpc", "otlp_http"} {
-			conf := map[string]any{
+			exp := pipelinetest.StartTracesExporter(t, host, kind, rcv.ExporterConfig(kind, map[string]any{
 				"auth":             map[string]any{"authenticator": "vaultauth/" + w.Name},
 				"retry_on_failure": map[string]any{"enabled": false},
 				"sending_queue":    map[string]any{"enabled": false},
-			}
-			if kind == "otlp_grpc" {
-				conf["endpoint"], conf["tls"] = rcv.GRPCAddr, map[string]any{"insecure": true}
-			} else {
-				conf["endpoint"] = rcv.HTTPAddr
-			}
-			exp := pipelinetest.StartTracesExporter(t, host, kind, conf)
+			}))
 			require.Eventually(t, func() bool {
 				return exp.ConsumeTraces(context.Background(), sent(w.Name+"/"+kind)) == nil
 			}, eventually, poll, "%s over %s never got through", w.Name, kind)
@@ -145,17 +139,11 @@ func TestGatewayStampsEachWorkloadsIdentity(t *testing.T) {
 
 	// A sender without a valid identity is refused by the receiver, and told nothing more.
 	for _, kind := range []string{"otlp_grpc", "otlp_http"} {
-		conf := map[string]any{
+		err := pipelinetest.StartTracesExporter(t, host, kind, rcv.ExporterConfig(kind, map[string]any{
 			"headers":          map[string]any{"authorization": "Bearer forged.jwt.token"},
 			"retry_on_failure": map[string]any{"enabled": false},
 			"sending_queue":    map[string]any{"enabled": false},
-		}
-		if kind == "otlp_grpc" {
-			conf["endpoint"], conf["tls"] = rcv.GRPCAddr, map[string]any{"insecure": true}
-		} else {
-			conf["endpoint"] = rcv.HTTPAddr
-		}
-		err := pipelinetest.StartTracesExporter(t, host, kind, conf).ConsumeTraces(context.Background(), sent("mallory"))
+		})).ConsumeTraces(context.Background(), sent("mallory"))
 		require.Error(t, err, kind)
 		if kind == "otlp_grpc" {
 			assert.Contains(t, err.Error(), "Unauthenticated")
