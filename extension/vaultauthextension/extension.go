@@ -33,7 +33,8 @@ type vaultAuth struct {
 	errNoCredential error
 
 	// Server side (nil when not configured).
-	server *serverAuth
+	server       *serverAuth
+	noServerOnce sync.Once
 
 	session *vaultclient.Session // nil when no login is needed
 	watcher *vaultclient.SecretWatcher
@@ -177,7 +178,9 @@ func (v *vaultAuth) PerRPCCredentials() (credentials.PerRPCCredentials, error) {
 
 func (v *vaultAuth) Authenticate(ctx context.Context, sources map[string][]string) (context.Context, error) {
 	if v.server == nil {
-		v.logger.Error("used as a receiver authenticator without a server block; rejecting every request")
+		v.noServerOnce.Do(func() {
+			v.logger.Error("used as a receiver authenticator without a server block; rejecting every request")
+		})
 		return ctx, errUnauthenticated
 	}
 	return v.server.Authenticate(ctx, sources)

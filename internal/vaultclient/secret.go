@@ -189,11 +189,14 @@ func (w *SecretWatcher) sleep(ctx context.Context, d time.Duration, expiry *time
 	}
 }
 
+// nextRead is when to read again: every interval for a value without a
+// lifetime (polling for new versions), at two thirds of the remaining
+// lifetime otherwise (a lease or an identity token: each read makes a new one).
 func (w *SecretWatcher) nextRead(v Value) time.Duration {
 	if v.Expires.IsZero() {
 		return w.interval
 	}
-	return max(minReread, min(w.interval, time.Until(v.Expires)*2/3))
+	return max(minReread, time.Until(v.Expires)*2/3)
 }
 
 func (w *SecretWatcher) failed(err error) {

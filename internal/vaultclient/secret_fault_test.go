@@ -59,6 +59,10 @@ func (v *values) last() (Value, int) {
 }
 
 func runWatcher(t *testing.T, addr string, interval time.Duration) (*values, *observer.ObservedLogs) {
+	return runWatcherFor(t, addr, SecretConfig{Path: "kv/lightstep", Key: "token"}, interval)
+}
+
+func runWatcherFor(t *testing.T, addr string, secret SecretConfig, interval time.Duration) (*values, *observer.ObservedLogs) {
 	cfg := DefaultVaultConfig()
 	cfg.Address = addr
 	cfg.Retry = RetryConfig{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond}
@@ -70,7 +74,7 @@ func runWatcher(t *testing.T, addr string, interval time.Duration) (*values, *ob
 	auth.Token = "t"
 	session := NewSession(client, auth, cfg.Retry, logger, nil)
 	got := &values{}
-	w := NewSecretWatcher(session, SecretConfig{Path: "kv/lightstep", Key: "token"}, interval, logger, nil, got.add)
+	w := NewSecretWatcher(session, secret, interval, logger, nil, got.add)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -129,4 +133,17 @@ func TestLeasedValueDroppedAtLeaseEnd(t *testing.T) {
 	f.body.Store(`{"errors":["down"]}`)
 	require.Eventually(t, func() bool { v, n := got.last(); return n == 2 && v.Data == "" }, 5*time.Second, time.Millisecond)
 	require.False(t, time.Now().Before(v.Expires), "dropped before the lease ended")
+}
+
+// A value with a lifetime (an identity token: each read makes a new one) is
+// read again at two thirds of it, not every interval.
+func TestValueWithLifetimeNotPolled(t *testing.T) {
+	f := &faultyVault{}
+	f.body.Store(`{"data":{"token":"eyJ.identity.token","ttl":3600}}`)
+	got, _ := runWatcherFor(t, f.serve(t), SecretConfig{Path: "identity/oidc/token/otel-agent", Key: "token", TTLField: "ttl"}, time.Millisecond)
+	require.Eventually(t, func() bool { v, _ := got.last(); return v.Data != "" }, 5*time.Second, time.Millisecond)
+	v, _ := got.last()
+	require.WithinDuration(t, time.Now().Add(time.Hour), v.Expires, time.Minute)
+	// With a 1ms interval, polling would read about 200 times in this window.
+	require.Never(t, func() bool { return f.reads.Load() > 1 }, 200*time.Millisecond, 5*time.Millisecond)
 }
