@@ -58,10 +58,11 @@ $(BENCHSTAT):
 	GOBIN=$(dir $@) go install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
 ## test: build what the tests need, then run every module's tests with -race
+# (-v, less the === lines: the output names every test that ran, and its figures)
 test: vault collector
-	@for m in $(TEST_MODULES); do \
+	@set -o pipefail; for m in $(TEST_MODULES); do \
 	  echo "==> go test -race $$m/..."; \
-	  (cd $$m && go test -race -count=1 ./...) || exit 1; \
+	  (cd $$m && go test -race -count=1 -v -timeout 20m ./... 2>&1 | grep -vE '^=== (RUN|PAUSE|CONT|NAME)') || exit 1; \
 	done
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); `make test` runs their seed corpora
