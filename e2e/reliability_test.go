@@ -75,6 +75,7 @@ func TestGatewayKilledMidRun(t *testing.T) {
 	require.Eventually(t, func() bool { return e.sink.Count() > before+500 }, eventually, poll)
 	e.gateway.Kill()
 	killed := time.Now()
+	require.False(t, e.gateway.Healthy(), "the gateway still answers after SIGKILL")
 	e.gateway.Restart()
 	restarted := time.Since(killed)
 	after := e.sink.Count()

@@ -61,11 +61,16 @@ func newConfig(vaultAddr string) *Config {
 
 func start(t *testing.T, cfg *Config) *harness {
 	t.Helper()
+	return startLogging(t, cfg, zapcore.DebugLevel)
+}
+
+// startLogging is start with the logs captured from level up.
+func startLogging(t *testing.T, cfg *Config, level zapcore.Level) *harness {
+	t.Helper()
 	require.NoError(t, cfg.Validate())
-	core, logs := observer.New(zapcore.DebugLevel)
+	core, logs := observer.New(level)
 	set := extensiontest.NewNopSettings(metadata.Type)
 	set.ID = extID
-	set.Logger = zap.New(core)
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	set.TelemetrySettings = tel.NewTelemetrySettings()

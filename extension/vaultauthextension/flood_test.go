@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
@@ -33,7 +34,8 @@ func TestGarbageFlood(t *testing.T) {
 	srv := cfg.Server.GetOrInsertDefault()
 	srv.TokenLookup.GetOrInsertDefault()
 	srv.CacheSize = cacheSize
-	h := start(t, cfg)
+	// Info level: capturing 100,000 debug lines in memory would be most of the heap measured.
+	h := startLogging(t, cfg, zapcore.InfoLevel)
 	require.Eventually(t, func() bool { _, err := authenticate(h, "Bearer "+e.alice.Token); return err == nil }, eventually, poll)
 
 	var before runtime.MemStats
