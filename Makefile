@@ -12,6 +12,8 @@ OCB_VERSION   := 0.165.0
 OCB_BIN       := $(CACHE)/ocb-$(OCB_VERSION)/builder
 BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 BENCHSTAT     := $(CACHE)/benchstat-$(BENCHSTAT_VERSION)/benchstat
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI      := $(CACHE)/golangci-lint-$(GOLANGCI_VERSION)/golangci-lint
 COLLECTOR     := bin/otelcol-vaultlightstep
 export COLLECTOR_BIN := $(CURDIR)/$(COLLECTOR)
 # What the collector is built from: a change to any of it rebuilds it.
@@ -79,11 +81,20 @@ fuzz:
 	  go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
 	done
 
-## lint: gofmt check and go vet for every module
-lint:
+## lint: gofmt check, go vet and golangci-lint (pinned in tools/lint) for every module
+LINT_MODULES := . bench
+lint: $(GOLANGCI)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@for m in $(TEST_MODULES); do (cd $$m && go vet ./...) || exit 1; done
+	@for m in $(LINT_MODULES); do \
+	  echo "==> lint $$m"; \
+	  (cd $$m && go vet ./... && $(GOLANGCI) run --max-issues-per-linter 0 --max-same-issues 0 ./...) || exit 1; \
+	done
+
+$(GOLANGCI): tools/lint/go.mod tools/lint/go.sum
+	@echo "golangci-lint $(GOLANGCI_VERSION): building from the Go module proxy into $(dir $@) (about 1 minute)"
+	@mkdir -p $(dir $@)
+	cd tools/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 ## clean: remove build outputs in the repo and the cached tools
 clean:

@@ -79,7 +79,7 @@ path "identity/entity/id/*" { capabilities = ["read"] }`)
 	if err := ext.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatal(err)
 	}
-	defer ext.Shutdown(context.Background())
+	defer func() { _ = ext.Shutdown(context.Background()) }()
 	auth := ext.(extensionauth.Server)
 	// Wait for the gateway's own login.
 	for i := 0; ; i++ {

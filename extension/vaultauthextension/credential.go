@@ -59,7 +59,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := rt.ext.current.Load()
 	if c == nil {
 		if req.Body != nil {
-			req.Body.Close() // a RoundTripper must close the body, even on error
+			_ = req.Body.Close() // a RoundTripper must close the body, even on error
 		}
 		return nil, rt.ext.errNoCredential
 	}

@@ -29,12 +29,10 @@ const agentRole = "otel-agent"
 // identityEnv is a Vault with an OIDC key and role whose tokens name the
 // entity, and two userpass workloads allowed to get such tokens.
 type identityEnv struct {
-	v            *vaulttest.Server
-	audience     string
-	alice, bob   vaulttest.Workload
-	entityTmpl   string
-	agentPolicy  string
-	issuerPrefix string
+	v          *vaulttest.Server
+	audience   string
+	alice, bob vaulttest.Workload
+	entityTmpl string
 }
 
 func newIdentityEnv(t *testing.T) *identityEnv {
@@ -243,7 +241,7 @@ func vaultPublicKeyPEM(t *testing.T, v *vaulttest.Server, kid string) []byte {
 	t.Helper()
 	resp, err := http.Get(v.Addr + "/v1/identity/oidc/.well-known/keys")
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var set jose.JSONWebKeySet
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&set))
 	keys := set.Key(kid)

@@ -59,7 +59,7 @@ func (v *lookupVerifier) verify(ctx context.Context, token string, key credentia
 	}
 	res, err, _ := v.inflight.Do(string(key[:]), func() (any, error) {
 		if !v.rate.Allow() {
-			return nil, unavailable(errors.New("Vault lookups above max_lookups_per_second"))
+			return nil, unavailable(errors.New("lookups above max_lookups_per_second"))
 		}
 		select {
 		case v.slots <- struct{}{}:

@@ -65,7 +65,7 @@ func (c *Collector) Healthy() bool {
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
 
@@ -75,7 +75,7 @@ func (c *Collector) Get(url string) string {
 	if err != nil {
 		return ""
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var b strings.Builder
 	_, _ = io.Copy(&b, resp.Body)
 	return b.String()
@@ -111,7 +111,7 @@ func (c *Collector) start() {
 		c.t.Fatalf("%s: start: %v", c.Name, err)
 	}
 	c.cmd, c.exited = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); log.Close(); close(c.exited) }()
+	go func() { _ = cmd.Wait(); _ = log.Close(); close(c.exited) }()
 	if err := c.waitReady(60 * time.Second); err != nil {
 		c.Stop()
 		c.t.Fatalf("%s did not become ready: %v\n--- last lines of its log ---\n%s", c.Name, err, c.LogTail(40))
@@ -128,7 +128,7 @@ func (c *Collector) waitReady(limit time.Duration) error {
 		default:
 		}
 		if resp, err := client.Get("http://" + c.Health + "/"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -169,7 +169,7 @@ func (c *Collector) Metric(name string) (float64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var sum float64
 	found := false
 	sc := bufio.NewScanner(resp.Body)
@@ -193,7 +193,7 @@ func (c *Collector) MetricsText(prefix string) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var b strings.Builder
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)

@@ -40,7 +40,7 @@ func NewCountingProxy(t T, s *Server) *CountingProxy {
 			// Like an unreachable server: the connection ends without an answer.
 			if hj, ok := w.(http.Hijacker); ok {
 				if c, _, err := hj.Hijack(); err == nil {
-					c.Close()
+					_ = c.Close()
 					return
 				}
 			}

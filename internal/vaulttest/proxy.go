@@ -32,7 +32,7 @@ func NewProxy(t T, target string) *Proxy {
 	p := &Proxy{Addr: "http://" + ln.Addr().String(), target: target, ln: ln, open: map[net.Conn]struct{}{}}
 	go p.serve()
 	t.Cleanup(func() {
-		ln.Close()
+		_ = ln.Close()
 		p.closeAll()
 	})
 	return p
@@ -57,7 +57,7 @@ func (p *Proxy) serve() {
 			return
 		}
 		if p.down.Load() {
-			c.Close()
+			_ = c.Close()
 			continue
 		}
 		go p.forward(c)
@@ -67,7 +67,7 @@ func (p *Proxy) serve() {
 func (p *Proxy) forward(c net.Conn) {
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
-		c.Close()
+		_ = c.Close()
 		return
 	}
 	p.conns.Add(1)
@@ -76,8 +76,8 @@ func (p *Proxy) forward(c net.Conn) {
 	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
 	<-done
-	c.Close()
-	up.Close()
+	_ = c.Close()
+	_ = up.Close()
 	p.untrack(c, up)
 }
 
@@ -101,6 +101,6 @@ func (p *Proxy) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.open {
-		c.Close()
+		_ = c.Close()
 	}
 }

@@ -40,7 +40,7 @@ type stamper struct {
 }
 
 func newStamper(cfg *Config, set processor.Settings) (*stamper, error) {
-	m := set.TelemetrySettings.MeterProvider.Meter(metadata.ScopeName)
+	m := set.MeterProvider.Meter(metadata.ScopeName)
 	missing, err := m.Int64Counter("otelcol_vaultidentity_requests_without_identity",
 		metric.WithDescription("Requests that carried no verified Vault identity, by the on_missing action taken."),
 		metric.WithUnit("{requests}"))
