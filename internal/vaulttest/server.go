@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +32,8 @@ type Server struct {
 	RootToken string
 	// Client is authenticated with RootToken.
 	Client *api.Client
+	// CAFile is the CA certificate of a TLS server (StartTLS), "" otherwise.
+	CAFile string
 
 	cmd *exec.Cmd
 	log *bytes.Buffer
@@ -55,13 +60,24 @@ func BinaryPath() string {
 // binary fails the test: the real-server tests must never be skipped silently.
 func Start(t T) *Server {
 	t.Helper()
-	bin := BinaryPath()
+	return startAny(t, BinaryPath(), false)
+}
+
+// StartTLS is Start with TLS (Vault's -dev-tls): Addr is https://, and
+// CAFile is the generated CA certificate the clients must trust.
+func StartTLS(t T) *Server {
+	t.Helper()
+	return startAny(t, BinaryPath(), true)
+}
+
+func startAny(t T, bin string, tls bool) *Server {
+	t.Helper()
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("vault dev server binary not found at %s: run `make vault` first (%v)", bin, err)
 	}
 	var lastErr error
 	for range 3 { // a free port can be taken between probe and bind
-		s, err := start(t, bin, FreeAddr(t))
+		s, err := start(t, bin, FreeAddr(t), tls)
 		if err == nil {
 			return s
 		}
@@ -75,21 +91,24 @@ func Start(t T) *Server {
 // port a component is already configured with.
 func StartAt(t T, hostPort string) *Server {
 	t.Helper()
-	s, err := start(t, BinaryPath(), hostPort)
+	s, err := start(t, BinaryPath(), hostPort, false)
 	if err != nil {
 		t.Fatalf("vault dev server did not start on %s: %v", hostPort, err)
 	}
 	return s
 }
 
-func start(t T, bin, hostPort string) (*Server, error) {
+func start(t T, bin, hostPort string, useTLS bool) (*Server, error) {
 	root := randomID()
 	home := t.TempDir()
-	cmd := exec.Command(bin, "server", "-dev",
-		"-dev-root-token-id="+root,
-		"-dev-listen-address="+hostPort,
-		"-dev-no-store-token",
-	)
+	args := []string{"server", "-dev", "-dev-root-token-id=" + root, "-dev-listen-address=" + hostPort, "-dev-no-store-token"}
+	scheme, caFile := "http://", ""
+	if useTLS {
+		certs := t.TempDir()
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+certs)
+		scheme, caFile = "https://", filepath.Join(certs, "vault-ca.pem")
+	}
+	cmd := exec.Command(bin, args...)
 	// A clean environment: no VAULT_* of the developer's leaks in.
 	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -98,18 +117,23 @@ func start(t T, bin, hostPort string) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: "http://" + hostPort, RootToken: root, cmd: cmd, log: log}
+	s := &Server{Addr: scheme + hostPort, RootToken: root, CAFile: caFile, cmd: cmd, log: log}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { s.stop(exited) })
 
-	if err := waitHealthy(s.Addr, exited); err != nil {
+	if err := waitHealthy(s.Addr, caFile, exited); err != nil {
 		s.stop(exited)
 		// The dev server prints its root token; this one is random and dies with the test.
 		return nil, fmt.Errorf("%w; server output:\n%s", err, log.String())
 	}
 	cfg := api.DefaultConfig()
 	cfg.Address = s.Addr
+	if caFile != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: caFile}); err != nil {
+			return nil, err
+		}
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, err
@@ -136,9 +160,12 @@ func (s *Server) stop(exited <-chan error) {
 }
 
 // HostPort returns the server's host:port.
-func (s *Server) HostPort() string { return s.Addr[len("http://"):] }
+func (s *Server) HostPort() string {
+	_, hostPort, _ := strings.Cut(s.Addr, "://")
+	return hostPort
+}
 
-func waitHealthy(addr string, exited <-chan error) error {
+func waitHealthy(addr, caFile string, exited <-chan error) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -146,6 +173,17 @@ func waitHealthy(addr string, exited <-chan error) error {
 		case err := <-exited:
 			return fmt.Errorf("exited before becoming healthy: %v", err)
 		default:
+		}
+		if caFile != "" && client.Transport == nil {
+			pem, err := os.ReadFile(caFile) // written by the server as it starts
+			if err == nil {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(pem)
+				client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+			} else {
+				time.Sleep(20 * time.Millisecond) // polling interval
+				continue
+			}
 		}
 		resp, err := client.Get(addr + "/v1/sys/health")
 		if err == nil {
