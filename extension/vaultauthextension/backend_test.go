@@ -19,12 +19,9 @@ import (
 // extension re-read at once, and the next export goes through.
 func TestBackendRejectionTriggersReread(t *testing.T) {
 	v := vaulttest.Start(t)
-	seedLightstep(t, v, "ls-token-v1")
-	cfg := newConfig(v.Addr)
-	cfg.Auth.Token = configToken(t, v)
-	cfg.Client.Get().RefreshInterval = time.Hour // only a forced re-read can see v2
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
+	h := startReading(t, v, v.Addr, func(cfg *Config) {
+		cfg.Client.Get().RefreshInterval = time.Hour // only a forced re-read can see v2
+	})
 
 	var accepted atomic.Value
 	accepted.Store("ls-token-v1")

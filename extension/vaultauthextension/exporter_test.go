@@ -2,6 +2,7 @@ package vaultauthextension
 
 import (
 	"context"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,11 +79,7 @@ func exporters(t *testing.T, h *harness) (*headerRecorder, map[string]exporter.T
 
 func TestExportersSendTheSecret(t *testing.T) {
 	v := vaulttest.Start(t)
-	seedLightstep(t, v, "ls-token-v1")
-	cfg := newConfig(v.Addr)
-	cfg.Auth.Token = configToken(t, v)
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
+	h := startReading(t, v, v.Addr)
 
 	rec, exps := exporters(t, h)
 	for from, exp := range exps {
@@ -96,11 +93,7 @@ func TestExportersSendTheSecret(t *testing.T) {
 // fails, and once the new value is used the old one is not sent again.
 func TestRotationWhileExporting(t *testing.T) {
 	v := vaulttest.Start(t)
-	seedLightstep(t, v, "ls-token-v1")
-	cfg := newConfig(v.Addr)
-	cfg.Auth.Token = configToken(t, v)
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
+	h := startReading(t, v, v.Addr)
 	rec, exps := exporters(t, h)
 
 	var (
@@ -156,24 +149,20 @@ func TestRotationWhileExporting(t *testing.T) {
 // status is RecoverableError; Vault back: status OK, new versions picked up.
 func TestVaultOutageKeepsLastGoodValue(t *testing.T) {
 	v := vaulttest.Start(t)
-	seedLightstep(t, v, "ls-token-v1")
 	proxy := vaulttest.NewProxy(t, v.HostPort())
-	cfg := newConfig(proxy.Addr)
-	cfg.Auth.Token = configToken(t, v)
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
-	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusOK" }, eventually, poll)
+	h := startReading(t, v, proxy.Addr)
+	h.waitStatus(t, componentstatus.StatusOK)
 	rec, exps := exporters(t, h)
 
 	proxy.SetDown(true)
-	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusRecoverableError" }, eventually, poll)
+	h.waitStatus(t, componentstatus.StatusRecoverableError)
 	for from, exp := range exps {
 		require.NoError(t, exp.ConsumeTraces(context.Background(), traces(from)), "%s export while Vault is down", from)
 		assert.Equal(t, []string{"ls-token-v1"}, rec.values(from))
 	}
 
 	proxy.SetDown(false)
-	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusOK" }, eventually, poll)
+	h.waitStatus(t, componentstatus.StatusOK)
 	v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v2"})
 	h.waitValue(t, "ls-token-v2")
 }
@@ -196,11 +185,11 @@ func TestStartWithVaultDown(t *testing.T) {
 		assert.Contains(t, err.Error(), "no credential from Vault yet", from)
 		assert.Empty(t, rec.values(from))
 	}
-	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusRecoverableError" }, eventually, poll)
+	h.waitStatus(t, componentstatus.StatusRecoverableError)
 
 	proxy.SetDown(false)
 	h.waitValue(t, "ls-token-v1")
-	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusOK" }, eventually, poll)
+	h.waitStatus(t, componentstatus.StatusOK)
 	for from, exp := range exps {
 		require.NoError(t, exp.ConsumeTraces(context.Background(), traces(from)), from)
 	}

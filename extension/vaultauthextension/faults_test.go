@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"strings"
 	"sync"
 	"testing"
@@ -28,12 +29,8 @@ func (h *harness) warnings() int { return h.logs.FilterLevelExact(zapcore.WarnLe
 // logs one warning for the new state, not one per retry.
 func TestSecretFaultsKeepLastGood(t *testing.T) {
 	v := vaulttest.Start(t)
-	seedLightstep(t, v, "ls-token-v1")
-	cfg := newConfig(v.Addr)
-	cfg.Auth.Token = configToken(t, v)
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
-	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusOK" }, eventually, poll)
+	h := startReading(t, v, v.Addr)
+	h.waitStatus(t, componentstatus.StatusOK)
 
 	faults := []struct {
 		name    string
@@ -56,13 +53,13 @@ func TestSecretFaultsKeepLastGood(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			failures, warnings := h.failures(t), h.warnings()
 			f.inject()
-			require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusRecoverableError" }, eventually, poll)
+			h.waitStatus(t, componentstatus.StatusRecoverableError)
 			// Let it retry a number of times.
 			require.Eventually(t, func() bool { return h.failures(t) >= failures+5 }, eventually, poll)
 			assert.Equal(t, "ls-token-v1", h.value(), "the last good value must keep flowing")
 			assert.Equal(t, warnings+1, h.warnings(), "one warning for the new state, not one per retry")
 			f.restore()
-			require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusOK" }, eventually, poll)
+			h.waitStatus(t, componentstatus.StatusOK)
 			assert.Equal(t, "ls-token-v1", h.value())
 		})
 	}

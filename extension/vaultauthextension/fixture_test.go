@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/extension/extensiontest"
@@ -107,6 +108,30 @@ func redact(got, want string) string {
 		return "the expected value"
 	}
 	return "another value"
+}
+
+// startReading is the common start: the Lightstep token's first version
+// ("ls-token-v1") is written to Vault v, and the extension, reaching Vault at
+// addr (v itself or a proxy in front of it) with a token of the read policy,
+// has read it. adjust, if any, changes the config before the start.
+func startReading(t *testing.T, v *vaulttest.Server, addr string, adjust ...func(*Config)) *harness {
+	t.Helper()
+	seedLightstep(t, v, "ls-token-v1")
+	cfg := newConfig(addr)
+	cfg.Auth.Token = configToken(t, v)
+	for _, f := range adjust {
+		f(cfg)
+	}
+	h := start(t, cfg)
+	h.waitValue(t, "ls-token-v1")
+	return h
+}
+
+// waitStatus waits until the last status the extension reported is want.
+func (h *harness) waitStatus(t *testing.T, want componentstatus.Status) {
+	t.Helper()
+	require.Eventually(t, func() bool { return h.host.LastStatus() == want }, eventually, poll,
+		"status never became %s (last: %s)", want, h.host.LastStatus())
 }
 
 // seedLightstep writes the token's first version and the read policy.

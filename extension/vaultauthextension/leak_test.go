@@ -2,6 +2,7 @@ package vaultauthextension
 
 import (
 	"context"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"strings"
 	"testing"
 
@@ -41,7 +42,7 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 	v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v2"})
 	h.waitValue(t, "ls-token-v2")
 	proxy.SetDown(true)
-	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusRecoverableError" }, eventually, poll)
+	h.waitStatus(t, componentstatus.StatusRecoverableError)
 	proxy.SetDown(false)
 	v.Write(t, "sys/leases/revoke-prefix/auth/approle/login", nil)
 	v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v1"})

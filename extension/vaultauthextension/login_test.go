@@ -3,6 +3,7 @@ package vaultauthextension
 import (
 	"encoding/json"
 	"encoding/pem"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -116,9 +117,7 @@ func TestLoginFailureReportsStatus(t *testing.T) {
 	cfg := newConfig(v.Addr)
 	cfg.Auth.Token = "hvs.not-a-token"
 	h := start(t, cfg)
-	require.Eventually(t, func() bool {
-		return h.host.LastStatus().String() == "StatusRecoverableError"
-	}, eventually, poll)
+	h.waitStatus(t, componentstatus.StatusRecoverableError)
 	require.Empty(t, h.value())
 	require.True(t, strings.Contains(h.ext.errNoCredential.Error(), lightstepAPI))
 }

@@ -1,6 +1,7 @@
 package vaultauthextension
 
 import (
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func lookupGatewayAt(t *testing.T, e *identityEnv, addr string, cacheTTL time.Du
 	srv.TokenLookup.GetOrInsertDefault()
 	srv.CacheTTL = cacheTTL
 	h := start(t, cfg)
-	require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusOK" }, eventually, poll)
+	h.waitStatus(t, componentstatus.StatusOK)
 	return h
 }
 

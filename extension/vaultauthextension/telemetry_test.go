@@ -40,12 +40,8 @@ func (h *harness) sum(t *testing.T, name string) (int64, string) {
 
 func TestInternalTelemetry(t *testing.T) {
 	v := vaulttest.Start(t)
-	seedLightstep(t, v, "ls-token-v1")
 	proxy := vaulttest.NewProxy(t, v.HostPort())
-	cfg := newConfig(proxy.Addr)
-	cfg.Auth.Token = configToken(t, v)
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
+	h := startReading(t, v, proxy.Addr)
 
 	version, _ := h.sum(t, "otelcol_vaultauth_secret_version")
 	assert.EqualValues(t, 1, version)

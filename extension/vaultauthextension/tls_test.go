@@ -1,6 +1,7 @@
 package vaultauthextension
 
 import (
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"strings"
 	"testing"
 
@@ -40,7 +41,7 @@ func TestVaultOverTLS(t *testing.T) {
 		cfg.Vault.TLS.ServerName = "not-this-server.example"
 		cfg.Auth.Token = configToken(t, v)
 		h := start(t, cfg)
-		require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusRecoverableError" }, eventually, poll)
+		h.waitStatus(t, componentstatus.StatusRecoverableError)
 		assert.Contains(t, h.host.Errors()[0].Error(), "not-this-server.example")
 		assert.Empty(t, h.value())
 	})
@@ -49,7 +50,7 @@ func TestVaultOverTLS(t *testing.T) {
 		cfg := newConfig(v.Addr)
 		cfg.Auth.Token = configToken(t, v)
 		h := start(t, cfg)
-		require.Eventually(t, func() bool { return h.host.LastStatus().String() == "StatusRecoverableError" }, eventually, poll)
+		h.waitStatus(t, componentstatus.StatusRecoverableError)
 		assert.Contains(t, h.host.Errors()[0].Error(), "certificate")
 		assert.Empty(t, h.value())
 	})
