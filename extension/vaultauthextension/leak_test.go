@@ -2,11 +2,11 @@ package vaultauthextension
 
 import (
 	"context"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 

@@ -3,7 +3,6 @@ package vaultauthextension
 import (
 	"encoding/json"
 	"encoding/pem"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )

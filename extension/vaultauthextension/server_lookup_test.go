@@ -1,13 +1,13 @@
 package vaultauthextension
 
 import (
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"

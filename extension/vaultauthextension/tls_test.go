@@ -1,12 +1,12 @@
 package vaultauthextension
 
 import (
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
