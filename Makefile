@@ -22,7 +22,7 @@ COLLECTOR_SRC := builder-config.yaml go.mod go.sum $(shell git ls-files -co --ex
 # Modules with tests (tools/* only pin tools and have none).
 TEST_MODULES := .
 
-.PHONY: all test vault collector demo bench fuzz lint clean
+.PHONY: all test vault collector demo bench fuzz lint generate clean
 
 all: test
 
@@ -70,8 +70,11 @@ test: vault collector
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); `make test` runs their seed corpora
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
+  processor/vaultidentityprocessor:FuzzStampOTLPProtobuf \
+  processor/vaultidentityprocessor:FuzzStampOTLPJSON \
   extension/vaultauthextension:FuzzCredential \
   extension/vaultauthextension:FuzzVerifyJWT \
+  extension/vaultauthextension:FuzzTokenShape \
   extension/vaultauthextension:FuzzConfig \
   internal/vaultclient:FuzzDecodeSecret
 fuzz:
@@ -95,6 +98,20 @@ $(GOLANGCI): tools/lint/go.mod tools/lint/go.sum
 	@echo "golangci-lint $(GOLANGCI_VERSION): building from the Go module proxy into $(dir $@) (about 1 minute)"
 	@mkdir -p $(dir $@)
 	cd tools/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+## generate: regenerate each component's internal/metadata, documentation.md and generated tests
+## from its metadata.yaml with mdatagen v0.159.0 (pinned in tools/mdatagen; the v0.165.0 release is not
+## served by the module proxy, and v0.159.0's output compiles against v0.165.0)
+MDATAGEN_VERSION := v0.159.0
+MDATAGEN := $(CACHE)/mdatagen-$(MDATAGEN_VERSION)/mdatagen
+generate: $(MDATAGEN)
+	cd extension/vaultauthextension && $(MDATAGEN) metadata.yaml
+	cd processor/vaultidentityprocessor && $(MDATAGEN) metadata.yaml
+
+$(MDATAGEN): tools/mdatagen/go.mod tools/mdatagen/go.sum
+	@echo "mdatagen $(MDATAGEN_VERSION): building from the Go module proxy into $(dir $@)"
+	@mkdir -p $(dir $@)
+	cd tools/mdatagen && go build -o $@ go.opentelemetry.io/collector/cmd/mdatagen
 
 ## clean: remove build outputs in the repo and the cached tools
 clean:

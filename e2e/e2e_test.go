@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -11,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
-	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
 const (
@@ -20,69 +21,10 @@ const (
 	batch      = 10 // spans per request
 )
 
-// env is the running deployment: Vault (behind a proxy that can cut it
-// off), a gateway, one agent per workload, the stand-in and its sink.
-type env struct {
-	vault     *vaulttest.Server
-	proxy     *vaulttest.Proxy
-	sink      *deploy.Sink
-	standIn   *deploy.StandIn
-	gateway   *deploy.Collector
-	agents    []*deploy.Collector
-	workloads []deploy.Workload
-	senders   []*deploy.Sender
-	rotate    func(token string) int
-}
-
-// startDeployment starts it all; gatewayOverlay and agentOverlay, when not
-// empty, are merged over the example configs.
-func startDeployment(t *testing.T, gatewayOverlay, agentOverlay string) *env {
-	t.Helper()
-	overlay := func(path string) []string {
-		if path == "" {
-			return nil
-		}
-		return []string{path}
-	}
-	e := &env{vault: vaulttest.Start(t)}
-	e.proxy = vaulttest.NewProxy(t, e.vault.HostPort())
-	audience := deploy.ConfigureVault(t, e.vault, e.proxy.Addr)
-	e.rotate = deploy.TokenWriter(t, e.vault)
-	require.Equal(t, 1, e.rotate("ls-token-v1"))
-
-	e.sink = deploy.StartSink(t)
-	e.standIn = deploy.StartStandIn(t, e.sink, "ls-token-v1")
-	gw := deploy.AppRoleCredentials(t, e.vault, "otel-gateway")
-	e.gateway = deploy.StartCollector(t, "gateway", deploy.Example("gateway.yaml"), map[string]string{
-		"VAULT_ADDR":                 e.proxy.Addr,
-		"VAULT_ROLE_ID_FILE":         gw.RoleIDFile,
-		"VAULT_SECRET_ID_FILE":       gw.SecretIDFile,
-		"AGENT_AUDIENCE":             audience,
-		"QUEUE_DIR":                  filepath.Join(t.TempDir(), "queue"),
-		"LIGHTSTEP_ENDPOINT":         e.standIn.OTLPGRPC,
-		"LIGHTSTEP_INSECURE":         "true",
-		"LIGHTSTEP_REFRESH_INTERVAL": "500ms",
-	}, overlay(gatewayOverlay)...)
-	for i, name := range []string{"payments", "checkout"} {
-		w := deploy.NewWorkload(t, e.vault, name)
-		agent := deploy.StartCollector(t, "agent-"+name, deploy.Example("agent.yaml"), map[string]string{
-			"VAULT_ADDR":           e.proxy.Addr,
-			"VAULT_ROLE_ID_FILE":   w.RoleIDFile,
-			"VAULT_SECRET_ID_FILE": w.SecretIDFile,
-			"GATEWAY_ENDPOINT":     e.gateway.OTLPGRPC,
-			"GATEWAY_INSECURE":     "true",
-		}, overlay(agentOverlay)...)
-		e.agents = append(e.agents, agent)
-		e.workloads = append(e.workloads, w)
-		e.senders = append(e.senders, deploy.NewSender(t, name, i, agent.OTLPGRPC))
-	}
-	return e
-}
-
 // sendEach sends n requests from every workload.
-func (e *env) sendEach(t *testing.T, n int) {
+func sendEach(t *testing.T, d *deploy.Deployment, n int) {
 	t.Helper()
-	for _, s := range e.senders {
+	for _, s := range d.Senders {
 		for range n {
 			require.True(t, s.Send(batch), "%s: its agent refused spans", s.Workload)
 		}
@@ -90,37 +32,32 @@ func (e *env) sendEach(t *testing.T, n int) {
 }
 
 // awaitAll waits until every span any workload sent has reached the sink.
-func (e *env) awaitAll(t *testing.T) int {
+func awaitAll(t *testing.T, d *deploy.Deployment) int {
 	t.Helper()
 	var sent int
 	require.Eventually(t, func() bool {
-		sent = 0
-		for _, s := range e.senders {
-			ids := s.Sent()
-			sent += len(ids)
-			if len(e.sink.Missing(ids)) > 0 {
-				return false
-			}
-		}
-		return true
-	}, eventually, poll, "spans lost: %d sent, %d arrived\ngateway log:\n%s", sent, e.sink.Count(), e.gateway.LogTail(30))
+		var all bool
+		all, sent = d.AllArrived()
+		return all
+	}, eventually, poll, "spans lost: %d sent, %d arrived\ngateway log:\n%s", sent, d.Sink.Count(), d.Gateway.LogTail(30))
 	return sent
 }
 
 func TestEndToEnd(t *testing.T) {
-	e := startDeployment(t, "", "")
+	e := deploy.Start(t, deploy.Options{})
 
 	t.Run("every span arrives stamped with its own workload's identity", func(t *testing.T) {
-		e.sendEach(t, 10)
-		e.awaitAll(t)
-		for i, s := range e.senders {
-			w := e.workloads[i]
+		sendEach(t, e, 10)
+		awaitAll(t, e)
+		for i, s := range e.Senders {
+			w := e.Workloads[i]
 			for _, id := range s.Sent() {
-				res, _ := e.sink.Resource(id)
-				require.Equal(t, w.EntityID, res["vault.entity.id"], "%s span", w.Name)
-				require.Equal(t, w.Name, res["vault.entity.name"], "%s span", w.Name)
-				require.Equal(t, "root", res["vault.namespace"], "%s span", w.Name)
-				require.NotContains(t, res, "span.vault.entity.id", "%s: the forged span attribute survived", w.Name)
+				span, _ := e.Sink.Span(id)
+				// Counted, not looked up: each key exactly once, with the verified value.
+				require.Equal(t, []string{w.EntityID}, span.Resource.Values("vault.entity.id"), "%s span", w.Name)
+				require.Equal(t, []string{w.Name}, span.Resource.Values("vault.entity.name"), "%s span", w.Name)
+				require.Equal(t, []string{"root"}, span.Resource.Values("vault.namespace"), "%s span", w.Name)
+				require.Empty(t, span.Span.Values("vault.entity.id"), "%s: the forged span attribute survived", w.Name)
 			}
 		}
 	})
@@ -129,7 +66,7 @@ func TestEndToEnd(t *testing.T) {
 		var stop atomic.Bool
 		var wg sync.WaitGroup
 		t.Cleanup(func() { stop.Store(true); wg.Wait() }) // also when an assertion fails
-		for _, s := range e.senders {
+		for _, s := range e.Senders {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -139,52 +76,52 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}()
 		}
-		before := e.sink.Count()
-		require.Eventually(t, func() bool { return e.sink.Count() > before+100 }, eventually, poll)
+		before := e.Sink.Count()
+		require.Eventually(t, func() bool { return e.Sink.Count() > before+100 }, eventually, poll)
 
 		// Lightstep accepts the new token first, then it is written to Vault.
-		e.standIn.Accept("ls-token-v1", "ls-token-v2")
+		e.StandIn.Accept("ls-token-v1", "ls-token-v2")
 		rotatedAt := time.Now()
-		require.Equal(t, 2, e.rotate("ls-token-v2"))
+		require.Equal(t, 2, e.Rotate("ls-token-v2"))
 		require.Eventually(t, func() bool {
-			v, _ := e.gateway.Metric("otelcol_vaultauth_secret_version")
+			v, _ := e.Gateway.Metric("otelcol_vaultauth_secret_version")
 			return v == 2
-		}, eventually, poll, "the gateway never picked up version 2; its metrics:\n%s", e.gateway.MetricsText("otelcol_vaultauth"))
+		}, eventually, poll, "the gateway never picked up version 2; its metrics:\n%s", e.Gateway.MetricsText("otelcol_vaultauth"))
 		pickedUp := time.Since(rotatedAt)
 		// End of the overlap: only the new token is accepted.
-		e.standIn.Accept("ls-token-v2")
-		after := e.sink.Count()
-		require.Eventually(t, func() bool { return e.sink.Count() > after+200 }, eventually, poll,
+		e.StandIn.Accept("ls-token-v2")
+		after := e.Sink.Count()
+		require.Eventually(t, func() bool { return e.Sink.Count() > after+200 }, eventually, poll,
 			"nothing arrives after the old token was withdrawn")
 		stop.Store(true)
 		wg.Wait()
 
-		sent := e.awaitAll(t)
-		exported, found := e.gateway.Metric("otelcol_exporter_sent_spans")
-		require.True(t, found, "the gateway exports no exporter metrics:\n%s", e.gateway.MetricsText("otelcol_exporter"))
+		sent := awaitAll(t, e)
+		exported, found := e.Gateway.Metric("otelcol_exporter_sent_spans")
+		require.True(t, found, "the gateway exports no exporter metrics:\n%s", e.Gateway.MetricsText("otelcol_exporter"))
 		assert.GreaterOrEqual(t, exported, float64(sent))
-		failed, _ := e.gateway.Metric("otelcol_exporter_send_failed_spans")
+		failed, _ := e.Gateway.Metric("otelcol_exporter_send_failed_spans")
 		assert.Zero(t, failed, "the stand-in rejected some of the gateway's exports")
-		for _, s := range e.senders {
+		for _, s := range e.Senders {
 			assert.Zero(t, s.Errors(), "%s: requests refused by its agent", s.Workload)
 		}
 		t.Logf("rotation: gateway picked up v2 after %s; %d spans sent in all, all arrived, %d duplicates",
-			pickedUp.Round(time.Millisecond), sent, e.sink.Duplicates())
+			pickedUp.Round(time.Millisecond), sent, e.Sink.Duplicates())
 	})
 
 	t.Run("Vault unreachable for a while loses nothing", func(t *testing.T) {
-		failuresBefore, _ := e.gateway.Metric("otelcol_vaultauth_vault_request_failures")
-		e.proxy.SetDown(true)
+		failuresBefore, _ := e.Gateway.Metric("otelcol_vaultauth_vault_request_failures")
+		e.Proxy.SetDown(true)
 		// Wait until the gateway has noticed: its version checks fail.
 		require.Eventually(t, func() bool {
-			n, _ := e.gateway.Metric("otelcol_vaultauth_vault_request_failures")
+			n, _ := e.Gateway.Metric("otelcol_vaultauth_vault_request_failures")
 			return n > failuresBefore
 		}, eventually, poll)
-		e.sendEach(t, 20)
-		e.awaitAll(t)
-		e.proxy.SetDown(false)
-		e.sendEach(t, 20)
-		sent := e.awaitAll(t)
+		sendEach(t, e, 20)
+		awaitAll(t, e)
+		e.Proxy.SetDown(false)
+		sendEach(t, e, 20)
+		sent := awaitAll(t, e)
 		t.Logf("outage: %d spans sent in all, all arrived", sent)
 	})
 }
@@ -210,5 +147,23 @@ func TestExampleConfigsValidate(t *testing.T) {
 		"AGENT_AUDIENCE": "", "QUEUE_DIR": t.TempDir(),
 	})
 	require.Error(t, err)
-	assert.Contains(t, out, "identity_token.audience")
+	assert.Contains(t, out, "identity_token: audience: required")
+}
+
+// A vaultauth instance used for a job it does not do stops the collector at
+// start, naming the instance, the missing block and where it is used.
+func TestMisusedInstanceStopsTheCollector(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, deploy.CollectorBinary(), "--config", "file:"+deploy.Example("gateway.yaml"),
+		"--set", "receivers::otlp::protocols::grpc::auth::authenticator=vaultauth/lightstep",
+		"--set", "receivers::otlp::protocols::grpc::endpoint="+deploy.FreeAddr(t),
+		"--set", "receivers::otlp::protocols::http::endpoint="+deploy.FreeAddr(t),
+		"--set", "extensions::health_check::endpoint="+deploy.FreeAddr(t),
+		"--set", "service::telemetry::metrics::level=none")
+	cmd.Env = []string{"VAULT_ADDR=http://127.0.0.1:1", "VAULT_ROLE_ID_FILE=/r", "VAULT_SECRET_ID_FILE=/s",
+		"AGENT_AUDIENCE=aud", "QUEUE_DIR=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "the collector started: %s", out)
+	assert.Contains(t, string(out), `vaultauth/lightstep has no server block, but receiver "otlp" uses it as its authenticator (receivers::otlp::protocols::grpc::auth)`)
 }

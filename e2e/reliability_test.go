@@ -16,8 +16,10 @@ import (
 )
 
 // Vault out of reach when the collector starts, back after 30s: the
-// collector is up the whole time, nothing is exported without a token, and
-// everything sent during the outage arrives once the token does.
+// collector is up the whole time, nothing is exported without a token or
+// stamped without an identity (the sidecar refuses with a retryable error,
+// so the workload's exporter keeps the data and retries), and everything
+// sent during the outage arrives once Vault is back.
 func TestVaultDownAtStart(t *testing.T) {
 	const outage = 30 * time.Second
 	v := vaulttest.Start(t)
@@ -36,17 +38,28 @@ func TestVaultDownAtStart(t *testing.T) {
 		"LIGHTSTEP_ENDPOINT": standIn.OTLPGRPC, "LIGHTSTEP_INSECURE": "true",
 	})
 	sender := deploy.NewSender(t, "payments", 0, sidecar.OTLPGRPC)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the workload keeps sending; each request retries until taken
+		defer wg.Done()
+		for i := 0; i < 120 && time.Since(down) < outage; i++ { // bounded
+			sender.Send(batch)
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
 	for time.Since(down) < outage {
-		require.True(t, sender.Send(batch), "the sidecar refused spans while Vault was down")
 		require.True(t, sidecar.Healthy(), "the sidecar went unhealthy while Vault was down")
-		time.Sleep(500 * time.Millisecond) // the pace of the workload during the outage
+		time.Sleep(500 * time.Millisecond)
 	}
 	assert.Zero(t, sink.Count(), "something was exported without a token")
 
 	proxy.SetDown(false)
 	up := time.Now()
+	wg.Wait()
 	require.Eventually(t, func() bool { return len(sink.Missing(sender.Sent())) == 0 }, eventually, poll,
 		"spans sent during the outage were lost\n%s", sidecar.LogTail(20))
+	assert.Zero(t, sender.Errors(), "a request was given up")
+	assert.NotEmpty(t, sender.Sent())
 	logs := sidecar.Logs()
 	assert.Equal(t, 1, strings.Count(logs, "Vault login failing"), "one warning for the outage")
 	assert.Equal(t, 1, strings.Count(logs, "Vault login recovered"))
@@ -57,11 +70,11 @@ func TestVaultDownAtStart(t *testing.T) {
 // The gateway killed (SIGKILL) while spans flow, and restarted: its
 // persistent queue and the agents' retries deliver everything.
 func TestGatewayKilledMidRun(t *testing.T) {
-	e := startDeployment(t, "", "")
+	e := deploy.Start(t, deploy.Options{})
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	t.Cleanup(func() { stop.Store(true); wg.Wait() })
-	for _, s := range e.senders {
+	for _, s := range e.Senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -71,49 +84,49 @@ func TestGatewayKilledMidRun(t *testing.T) {
 			}
 		}()
 	}
-	before := e.sink.Count()
-	require.Eventually(t, func() bool { return e.sink.Count() > before+500 }, eventually, poll)
-	e.gateway.Kill()
+	before := e.Sink.Count()
+	require.Eventually(t, func() bool { return e.Sink.Count() > before+500 }, eventually, poll)
+	e.Gateway.Kill()
 	killed := time.Now()
-	require.False(t, e.gateway.Healthy(), "the gateway still answers after SIGKILL")
-	e.gateway.Restart()
+	require.False(t, e.Gateway.Healthy(), "the gateway still answers after SIGKILL")
+	e.Gateway.Restart()
 	restarted := time.Since(killed)
-	after := e.sink.Count()
-	require.Eventually(t, func() bool { return e.sink.Count() > after+500 }, eventually, poll, "nothing flows after the restart")
+	after := e.Sink.Count()
+	require.Eventually(t, func() bool { return e.Sink.Count() > after+500 }, eventually, poll, "nothing flows after the restart")
 	stop.Store(true)
 	wg.Wait()
-	sent := e.awaitAll(t)
+	sent := awaitAll(t, e)
 	t.Logf("gateway SIGKILLed and back in %s: %d spans sent, 0 lost, %d delivered twice",
-		restarted.Round(time.Millisecond), sent, e.sink.Duplicates())
+		restarted.Round(time.Millisecond), sent, e.Sink.Duplicates())
 }
 
 // With debug logs, through a rotation, a Vault outage and a gateway that
 // loses Vault: no Lightstep token, Vault token, AppRole credential or
 // identity JWT appears in any collector's output, internal metrics or zpages.
 func TestNoSecretsInCollectorOutput(t *testing.T) {
-	e := startDeployment(t, deploy.Testdata("overlays/debug-gateway.yaml"), deploy.Testdata("overlays/debug-agent.yaml"))
-	e.sendEach(t, 5)
-	e.standIn.Accept("ls-token-v1", "ls-token-v2")
-	e.rotate("ls-token-v2")
-	require.Eventually(t, func() bool { v, _ := e.gateway.Metric("otelcol_vaultauth_secret_version"); return v == 2 }, eventually, poll)
-	e.sendEach(t, 5)
-	e.proxy.SetDown(true)
-	require.Eventually(t, func() bool { n, _ := e.gateway.Metric("otelcol_vaultauth_vault_request_failures"); return n > 0 }, eventually, poll)
-	e.sendEach(t, 5)
-	e.proxy.SetDown(false)
-	e.awaitAll(t)
+	e := deploy.Start(t, deploy.Options{GatewayOverlay: deploy.Testdata("overlays/debug-gateway.yaml"), AgentOverlay: deploy.Testdata("overlays/debug-agent.yaml")})
+	sendEach(t, e, 5)
+	e.StandIn.Accept("ls-token-v1", "ls-token-v2")
+	e.Rotate("ls-token-v2")
+	require.Eventually(t, func() bool { v, _ := e.Gateway.Metric("otelcol_vaultauth_secret_version"); return v == 2 }, eventually, poll)
+	sendEach(t, e, 5)
+	e.Proxy.SetDown(true)
+	require.Eventually(t, func() bool { n, _ := e.Gateway.Metric("otelcol_vaultauth_vault_request_failures"); return n > 0 }, eventually, poll)
+	sendEach(t, e, 5)
+	e.Proxy.SetDown(false)
+	awaitAll(t, e)
 
 	secrets := map[string]string{
 		"Lightstep token v1": "ls-token-v1", "Lightstep token v2": "ls-token-v2",
-		"a Vault service token": "hvs.", "an identity JWT": "eyJhbGciOi", "the root token": e.vault.RootToken,
+		"a Vault service token": "hvs.", "an identity JWT": "eyJhbGciOi", "the root token": e.Vault.RootToken,
 	}
-	for _, w := range e.workloads {
+	for _, w := range e.Workloads {
 		secrets[w.Name+" role id"] = w.RoleID
 		secrets[w.Name+" secret id"] = deploy.ReadFile(t, w.SecretIDFile)
 	}
 	var collected strings.Builder
 	var debugLines int
-	for _, c := range append([]*deploy.Collector{e.gateway, e.standIn.Collector}, e.agents...) {
+	for _, c := range append([]*deploy.Collector{e.Gateway, e.StandIn.Collector}, e.Agents...) {
 		logs := c.Logs()
 		debugLines += strings.Count(logs, "\tdebug\t")
 		collected.WriteString(logs)
@@ -129,7 +142,7 @@ func TestNoSecretsInCollectorOutput(t *testing.T) {
 		assert.NotContains(t, out, s, "%s appears in collector output", what)
 	}
 	t.Logf("checked %d bytes of logs (%d debug lines), metrics and zpages from %d collectors",
-		len(out), debugLines, 2+len(e.agents))
+		len(out), debugLines, 2+len(e.Agents))
 }
 
 // print-config shows secrets in the config as [REDACTED].

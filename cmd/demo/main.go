@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"sync"
 	"syscall"
@@ -34,43 +33,20 @@ func main() {
 func run(r *runner) {
 	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
-	step("starting a Vault %s dev server on 127.0.0.1", vaulttest.Version)
-	v := vaulttest.Start(r)
-	audience := deploy.ConfigureVault(r, v, v.Addr)
-	step("configured Vault from examples/vault: AppRole roles, least-privilege policies, identity token role otel-agent")
-	rotate := deploy.TokenWriter(r, v)
-	rotate("ls-demo-token-v1")
-	step("stored Lightstep access token v1 in KV v2 at secret/lightstep/prod (as lightstep-token-writer)")
-
-	sink := deploy.StartSink(r)
-	standIn := deploy.StartStandIn(r, sink, "ls-demo-token-v1")
-	step("started the Lightstep stand-in on %s (accepts: v1)", standIn.OTLPGRPC)
-	gw := deploy.AppRoleCredentials(r, v, "otel-gateway")
-	gateway := deploy.StartCollector(r, "gateway", deploy.Example("gateway.yaml"), map[string]string{
-		"VAULT_ADDR": v.Addr, "VAULT_ROLE_ID_FILE": gw.RoleIDFile, "VAULT_SECRET_ID_FILE": gw.SecretIDFile,
-		"AGENT_AUDIENCE": audience, "QUEUE_DIR": filepath.Join(r.TempDir(), "queue"),
-		"LIGHTSTEP_ENDPOINT": standIn.OTLPGRPC, "LIGHTSTEP_INSECURE": "true", "LIGHTSTEP_REFRESH_INTERVAL": "2s",
-	})
-	step("started the gateway (examples/gateway.yaml) on %s", gateway.OTLPGRPC)
-
-	var workloads []deploy.Workload
-	var senders []*deploy.Sender
-	for i, name := range []string{"payments", "checkout"} {
-		w := deploy.NewWorkload(r, v, name)
-		agent := deploy.StartCollector(r, "agent-"+name, deploy.Example("agent.yaml"), map[string]string{
-			"VAULT_ADDR": v.Addr, "VAULT_ROLE_ID_FILE": w.RoleIDFile, "VAULT_SECRET_ID_FILE": w.SecretIDFile,
-			"GATEWAY_ENDPOINT": gateway.OTLPGRPC, "GATEWAY_INSECURE": "true",
-		})
-		step("started the agent of workload %q (examples/agent.yaml) on %s", name, agent.OTLPGRPC)
-		workloads = append(workloads, w)
-		senders = append(senders, deploy.NewSender(r, name, i, agent.OTLPGRPC))
+	step("starting Vault %s (dev server on 127.0.0.1), the Lightstep stand-in, a gateway and one agent per workload", vaulttest.Version)
+	d := deploy.Start(r, deploy.Options{FirstToken: "ls-demo-token-v1", RefreshInterval: "2s"})
+	step("Vault configured from examples/vault: AppRole roles, least-privilege policies, identity token role otel-agent")
+	step("Lightstep access token v1 stored in KV v2 at secret/lightstep/prod (as lightstep-token-writer)")
+	step("Lightstep stand-in on %s (accepts: v1); gateway (examples/gateway.yaml) on %s", d.StandIn.OTLPGRPC, d.Gateway.OTLPGRPC)
+	for i, w := range d.Workloads {
+		step("agent of workload %q (examples/agent.yaml) on %s", w.Name, d.Agents[i].OTLPGRPC)
 	}
 
 	const requests, perRequest = 20, 10
 	step("sending %d spans from each workload, each with a forged vault.entity.id; rotating the token halfway", requests*perRequest)
 	var wg sync.WaitGroup
-	halfway := make(chan struct{}, len(senders))
-	for _, s := range senders {
+	halfway := make(chan struct{}, len(d.Senders))
+	for _, s := range d.Senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -83,79 +59,64 @@ func run(r *runner) {
 			}
 		}()
 	}
-	for range senders {
+	for range d.Senders {
 		<-halfway
 	}
-	standIn.Accept("ls-demo-token-v1", "ls-demo-token-v2")
+	d.StandIn.Accept("ls-demo-token-v1", "ls-demo-token-v2")
 	rotated := time.Now()
-	rotate("ls-demo-token-v2")
+	d.Rotate("ls-demo-token-v2")
 	step("rotation: Lightstep accepts v1 and v2; wrote v2 to Vault")
 	pickedUp := waitFor(60*time.Second, func() bool {
-		version, _ := gateway.Metric("otelcol_vaultauth_secret_version")
+		version, _ := d.Gateway.Metric("otelcol_vaultauth_secret_version")
 		return version == 2
 	})
 	if !pickedUp {
 		r.Fatalf("the gateway did not pick up token v2 within 60s")
 	}
 	took := time.Since(rotated)
-	standIn.Accept("ls-demo-token-v2")
+	d.StandIn.Accept("ls-demo-token-v2")
 	step("rotation: the gateway sends v2 (after %.1fs); Lightstep now accepts only v2", took.Seconds())
 	wg.Wait()
 
-	var sent int
-	arrived := waitFor(60*time.Second, func() bool {
-		sent = 0
-		for _, s := range senders {
-			sent += len(s.Sent())
-			if len(sink.Missing(s.Sent())) > 0 {
-				return false
-			}
-		}
-		return true
-	})
-	lost := 0
-	for _, s := range senders {
-		lost += len(sink.Missing(s.Sent())) + s.Errors()*perRequest
-	}
+	arrived := waitFor(60*time.Second, func() bool { all, _ := d.AllArrived(); return all })
+	_, sent := d.AllArrived()
+	lost := d.Lost(perRequest)
 	if !arrived && lost == 0 {
 		lost = -1
 	}
-	summary(workloads, senders, sink, sent, lost, took)
+	summary(d, sent, lost, took)
 	if token := os.Getenv("LS_ACCESS_TOKEN"); token != "" {
 		realLightstep()
 	}
 }
 
-func summary(workloads []deploy.Workload, senders []*deploy.Sender, sink *deploy.Sink, sent, lost int, took time.Duration) {
+func summary(d *deploy.Deployment, sent, lost int, took time.Duration) {
 	fmt.Println()
 	fmt.Println("Summary")
 	fmt.Println("-------")
 	fmt.Printf("spans sent by the workloads:     %d\n", sent)
-	fmt.Printf("spans that reached the backend:  %d\n", sink.Count())
+	fmt.Printf("spans that reached the backend:  %d\n", d.Sink.Count())
 	fmt.Printf("spans lost:                      %d\n", lost)
 	fmt.Printf("token rotation picked up after:  %.1fs (gateway refresh_interval 2s)\n", took.Seconds())
 	fmt.Println()
-	fmt.Println("spans per Vault entity (as stamped by the gateway):")
-	for i, w := range workloads {
+	fmt.Println("spans per Vault entity (as stamped by the gateway, each key exactly once):")
+	for i, w := range d.Workloads {
 		n := 0
-		for _, id := range senders[i].Sent() {
-			if res, ok := sink.Resource(id); ok && res["vault.entity.id"] == w.EntityID {
+		for _, id := range d.Senders[i].Sent() {
+			if span, ok := d.Sink.Span(id); ok && span.Resource.One("vault.entity.id") == w.EntityID {
 				n++
 			}
 		}
 		fmt.Printf("  %-10s entity %s  %d spans\n", w.Name, w.EntityID, n)
 	}
-	if ids := senders[0].Sent(); len(ids) > 0 {
-		res, _ := sink.Resource(ids[len(ids)-1])
-		keys := make([]string, 0, len(res))
-		for k := range res {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		fmt.Printf("\nresource attributes of one span from %q as it arrived\n", workloads[0].Name)
+	if ids := d.Senders[0].Sent(); len(ids) > 0 {
+		span, _ := d.Sink.Span(ids[len(ids)-1])
+		attrs := append(deploy.Attributes(nil), span.Resource...)
+		sort.SliceStable(attrs, func(i, j int) bool { return attrs[i].Key < attrs[j].Key })
+		fmt.Printf("\nresource attributes of one span from %q as it arrived\n", d.Workloads[0].Name)
 		fmt.Printf("(the workload sent vault.entity.id=%q; the agent and the gateway replaced it):\n", deploy.ForgedEntity)
-		for _, k := range keys {
-			fmt.Printf("  %-18s %v\n", k, res[k])
+		for _, kv := range attrs {
+			fmt.Printf("  %-18s %s\n", kv.Key, kv.Value)
 		}
 	}
 	fmt.Println()

@@ -19,9 +19,11 @@ import (
 // extension re-read at once, and the next export goes through.
 func TestBackendRejectionTriggersReread(t *testing.T) {
 	v := vaulttest.Start(t)
-	h := startReading(t, v, v.Addr, func(cfg *Config) {
-		cfg.Client.Get().RefreshInterval = time.Hour // only a forced re-read can see v2
-	})
+	seedLightstep(t, v, "ls-token-v1")
+	cfg := withToken(clientConfig(v.Addr), readerToken(t, v, "1h"))
+	cfg.Client.Get().RefreshInterval = time.Hour // only a forced re-read can see v2
+	h := startExtension(t, cfg)
+	h.waitSent(t, "ls-token-v1")
 
 	var accepted atomic.Value
 	accepted.Store("ls-token-v1")
@@ -45,6 +47,6 @@ func TestBackendRejectionTriggersReread(t *testing.T) {
 	v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v2"})
 	accepted.Store("ls-token-v2")
 	require.Error(t, exp.ConsumeTraces(context.Background(), traces("http")), "the backend should reject the old token")
-	h.waitValue(t, "ls-token-v2")
+	h.waitSent(t, "ls-token-v2")
 	require.NoError(t, exp.ConsumeTraces(context.Background(), traces("http")))
 }

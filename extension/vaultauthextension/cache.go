@@ -100,6 +100,39 @@ func (c *verdictCache) len() int {
 	return n
 }
 
+// verdicts remembers accepted and refused credentials, in separate caches so
+// garbage cannot evict valid senders. Both verifiers record into it, from
+// wherever the verdict is reached (a token lookup records it even when the
+// request that started it has gone).
+type verdicts struct {
+	accepted    *verdictCache
+	refused     *verdictCache
+	ttl         time.Duration
+	negativeTTL time.Duration
+}
+
+func newVerdicts(cfg *ServerConfig) *verdicts {
+	return &verdicts{
+		accepted: newVerdictCache(cfg.CacheSize), refused: newVerdictCache(cfg.CacheSize),
+		ttl: cfg.CacheTTL, negativeTTL: cfg.NegativeCacheTTL,
+	}
+}
+
+// accept remembers an identity until cache_ttl, never past the credential's expiry.
+func (v *verdicts) accept(key credentialKey, auth client.AuthData, credentialExpiry time.Time) {
+	now := time.Now()
+	v.accepted.put(key, verdict{auth: auth, expires: deadline(now, v.ttl, credentialExpiry)}, now.UnixNano())
+}
+
+// refuse remembers a checked refusal for negative_cache_ttl.
+func (v *verdicts) refuse(key credentialKey) {
+	if v.negativeTTL <= 0 {
+		return
+	}
+	now := time.Now()
+	v.refused.put(key, verdict{expires: now.Add(v.negativeTTL).UnixNano()}, now.UnixNano())
+}
+
 func deadline(now time.Time, ttl time.Duration, credentialExpiry time.Time) int64 {
 	d := now.Add(ttl)
 	if !credentialExpiry.IsZero() && credentialExpiry.Before(d) {

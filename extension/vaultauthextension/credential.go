@@ -2,7 +2,13 @@ package vaultauthextension
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -16,9 +22,11 @@ type credential struct {
 	values   []string          // []string{value}, shared with every request (len == cap)
 	metadata map[string]string // gRPC metadata, shared with every RPC: gRPC only reads it
 	version  int
+	created  time.Time // when the KV v2 version was written; zero when unknown
+	expires  time.Time // end of the lease; zero when the value does not expire
 }
 
-func newCredential(header, scheme, value string, version int) *credential {
+func newCredential(header, scheme, value string) *credential {
 	if scheme != "" {
 		value = scheme + " " + value
 	}
@@ -26,42 +34,112 @@ func newCredential(header, scheme, value string, version int) *credential {
 		header:   http.CanonicalHeaderKey(header),
 		values:   []string{value}[:1:1],
 		metadata: map[string]string{http.CanonicalHeaderKey(header): value},
-		version:  version,
 	}
 }
 
-// perRPCCredentials hands gRPC the value current at each call.
-type perRPCCredentials struct{ ext *vaultAuth }
+// credentialSource is where the request path gets the credential for one
+// export: the context names the tenant, when there are tenants.
+type credentialSource interface {
+	credential(ctx context.Context) (*credential, error)
+	// rejected says the backend refused what was sent for ctx.
+	rejected(ctx context.Context)
+}
+
+// transportGuard keeps the credential on the connections it is meant for:
+// with TLS, or to a loopback address.
+type transportGuard struct {
+	id      string
+	require bool
+}
+
+// errPlaintext is what an export gets when the guard refuses; retryable, so
+// nothing is lost while the configuration is fixed.
+func (g transportGuard) errPlaintext(host string) error {
+	return fmt.Errorf("%s: refusing to send the credential to %s without TLS: enable tls on the exporter, "+
+		"or set client.require_transport_security: false if something else encrypts this hop", g.id, host)
+}
+
+// isLoopback says whether host (a name or an address, maybe with a port)
+// is this machine.
+func isLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// perRPCCredentials hands gRPC the credential for each call.
+type perRPCCredentials struct {
+	source credentialSource
+	guard  transportGuard
+}
 
 var _ credentials.PerRPCCredentials = perRPCCredentials{}
 
-func (p perRPCCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	c := p.ext.current.Load()
-	if c == nil {
-		// Unavailable, so the exporter retries instead of dropping the data.
-		return nil, status.Error(codes.Unavailable, p.ext.errNoCredential.Error())
+func (p perRPCCredentials) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
+	if p.guard.require {
+		if ri, ok := credentials.RequestInfoFromContext(ctx); ok &&
+			credentials.CheckSecurityLevel(ri.AuthInfo, credentials.PrivacyAndIntegrity) != nil {
+			// uri is https://<authority>/<service> whatever the transport.
+			host := ""
+			if len(uri) > 0 {
+				host, _, _ = strings.Cut(strings.TrimPrefix(uri[0], "https://"), "/")
+			}
+			if !isLoopback(host) {
+				return nil, status.Error(codes.Unavailable, p.guard.errPlaintext(host).Error())
+			}
+		}
+	}
+	c, err := p.source.credential(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return c.metadata, nil
 }
 
-func (p perRPCCredentials) RequireTransportSecurity() bool {
-	return p.ext.client.RequireTransportSecurity
-}
+// RequireTransportSecurity is false so that gRPC lets the exporter dial a
+// loopback endpoint without TLS; GetRequestMetadata enforces the rest per call.
+func (p perRPCCredentials) RequireTransportSecurity() bool { return false }
 
-// roundTripper sets the current value on each HTTP request and asks for a
+// roundTripper sets the credential on each HTTP request and asks for a
 // re-read when the backend rejects it.
 type roundTripper struct {
-	base http.RoundTripper
-	ext  *vaultAuth
+	base   http.RoundTripper
+	source credentialSource
+	guard  transportGuard
+	// endpoint is the host of the exporter's first request, its configured
+	// endpoint: the only host the credential goes to. A redirect elsewhere
+	// is followed without it (Go strips its own sensitive headers on such
+	// hops; this one it does not know, and the exporter's compression layer
+	// makes new requests, so the redirect chain cannot be read back).
+	endpoint atomic.Pointer[url.URL]
 }
 
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := rt.ext.current.Load()
-	if c == nil {
-		if req.Body != nil {
-			_ = req.Body.Close() // a RoundTripper must close the body, even on error
+	endpoint := rt.endpoint.Load()
+	if endpoint == nil {
+		u := &url.URL{Scheme: req.URL.Scheme, Host: req.URL.Host}
+		if !rt.endpoint.CompareAndSwap(nil, u) {
+			u = rt.endpoint.Load()
 		}
-		return nil, rt.ext.errNoCredential
+		endpoint = u
+	}
+	if !sameHost(endpoint, req.URL) || (req.Response != nil && !sameHost(originalRequest(req).URL, req.URL)) {
+		return rt.base.RoundTrip(req)
+	}
+	if rt.guard.require && req.URL.Scheme != "https" && !isLoopback(req.URL.Host) {
+		closeBody(req)
+		return nil, rt.guard.errPlaintext(req.URL.Host)
+	}
+	c, err := rt.source.credential(req.Context())
+	if err != nil {
+		closeBody(req)
+		return nil, err
 	}
 	// A RoundTripper must not modify the request: copy it with its own header map.
 	out := *req
@@ -72,7 +150,37 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.Header[c.header] = c.values
 	resp, err := rt.base.RoundTrip(&out)
 	if err == nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
-		rt.ext.backendRejected()
+		rt.source.rejected(req.Context())
 	}
 	return resp, err
+}
+
+// closeBody closes a request body, as a RoundTripper must even on error.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// originalRequest follows a redirect chain back to the request the exporter made.
+func originalRequest(req *http.Request) *http.Request {
+	for req.Response != nil && req.Response.Request != nil {
+		req = req.Response.Request
+	}
+	return req
+}
+
+// sameHost compares hosts with their ports, defaults made explicit.
+func sameHost(a, b *url.URL) bool {
+	return strings.EqualFold(a.Hostname(), b.Hostname()) && portOf(a) == portOf(b)
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }

@@ -79,7 +79,9 @@ func exporters(t *testing.T, h *harness) (*headerRecorder, map[string]exporter.T
 
 func TestExportersSendTheSecret(t *testing.T) {
 	v := vaulttest.Start(t)
-	h := startReading(t, v, v.Addr)
+	seedLightstep(t, v, "ls-token-v1")
+	h := startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h")))
+	h.waitSent(t, "ls-token-v1")
 
 	rec, exps := exporters(t, h)
 	for from, exp := range exps {
@@ -93,7 +95,9 @@ func TestExportersSendTheSecret(t *testing.T) {
 // fails, and once the new value is used the old one is not sent again.
 func TestRotationWhileExporting(t *testing.T) {
 	v := vaulttest.Start(t)
-	h := startReading(t, v, v.Addr)
+	seedLightstep(t, v, "ls-token-v1")
+	h := startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h")))
+	h.waitSent(t, "ls-token-v1")
 	rec, exps := exporters(t, h)
 
 	var (
@@ -149,8 +153,10 @@ func TestRotationWhileExporting(t *testing.T) {
 // status is RecoverableError; Vault back: status OK, new versions picked up.
 func TestVaultOutageKeepsLastGoodValue(t *testing.T) {
 	v := vaulttest.Start(t)
+	seedLightstep(t, v, "ls-token-v1")
 	proxy := vaulttest.NewProxy(t, v.HostPort())
-	h := startReading(t, v, proxy.Addr)
+	h := startExtension(t, withToken(clientConfig(proxy.Addr), readerToken(t, v, "1h")))
+	h.waitSent(t, "ls-token-v1")
 	h.waitStatus(t, componentstatus.StatusOK)
 	rec, exps := exporters(t, h)
 
@@ -164,7 +170,7 @@ func TestVaultOutageKeepsLastGoodValue(t *testing.T) {
 	proxy.SetDown(false)
 	h.waitStatus(t, componentstatus.StatusOK)
 	v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v2"})
-	h.waitValue(t, "ls-token-v2")
+	h.waitSent(t, "ls-token-v2")
 }
 
 // Vault down when the collector starts: Start succeeds, exports fail with a
@@ -174,9 +180,7 @@ func TestStartWithVaultDown(t *testing.T) {
 	seedLightstep(t, v, "ls-token-v1")
 	proxy := vaulttest.NewProxy(t, v.HostPort())
 	proxy.SetDown(true)
-	cfg := newConfig(proxy.Addr)
-	cfg.Auth.Token = configToken(t, v)
-	h := start(t, cfg)
+	h := startExtension(t, withToken(clientConfig(proxy.Addr), readerToken(t, v, "1h")))
 	rec, exps := exporters(t, h)
 
 	for from, exp := range exps {
@@ -188,7 +192,7 @@ func TestStartWithVaultDown(t *testing.T) {
 	h.waitStatus(t, componentstatus.StatusRecoverableError)
 
 	proxy.SetDown(false)
-	h.waitValue(t, "ls-token-v1")
+	h.waitSent(t, "ls-token-v1")
 	h.waitStatus(t, componentstatus.StatusOK)
 	for from, exp := range exps {
 		require.NoError(t, exp.ConsumeTraces(context.Background(), traces(from)), from)

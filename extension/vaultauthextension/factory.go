@@ -19,6 +19,27 @@ func NewFactory() extension.Factory {
 	)
 }
 
+// createExtension returns the type the config asks for: an exporter
+// authenticator (client), a receiver authenticator (server), or this
+// collector's own identity alone. Each implements only what it serves.
 func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
-	return newVaultAuth(cfg.(*Config), set)
+	c := cfg.(*Config)
+	j := identityJob
+	switch {
+	case c.Server.HasValue():
+		j = serverJob
+	case c.Client.HasValue():
+		j = clientJob
+	}
+	link, err := newVaultLink(c, set, j)
+	if err != nil {
+		return nil, err
+	}
+	switch j {
+	case serverJob:
+		return newServerAuth(link, c.Server.Get()), nil
+	case clientJob:
+		return newClientAuth(link, c.Client.Get()), nil
+	}
+	return &identityOnly{link}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
@@ -29,7 +30,9 @@ func (h *harness) warnings() int { return h.logs.FilterLevelExact(zapcore.WarnLe
 // logs one warning for the new state, not one per retry.
 func TestSecretFaultsKeepLastGood(t *testing.T) {
 	v := vaulttest.Start(t)
-	h := startReading(t, v, v.Addr)
+	seedLightstep(t, v, "ls-token-v1")
+	h := startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h")))
+	h.waitSent(t, "ls-token-v1")
 	h.waitStatus(t, componentstatus.StatusOK)
 
 	faults := []struct {
@@ -56,11 +59,11 @@ func TestSecretFaultsKeepLastGood(t *testing.T) {
 			h.waitStatus(t, componentstatus.StatusRecoverableError)
 			// Let it retry a number of times.
 			require.Eventually(t, func() bool { return h.failures(t) >= failures+5 }, eventually, poll)
-			assert.Equal(t, "ls-token-v1", h.value(), "the last good value must keep flowing")
+			assert.Equal(t, "ls-token-v1", h.sent(t), "the last good value must keep flowing")
 			assert.Equal(t, warnings+1, h.warnings(), "one warning for the new state, not one per retry")
 			f.restore()
 			h.waitStatus(t, componentstatus.StatusOK)
-			assert.Equal(t, "ls-token-v1", h.value())
+			assert.Equal(t, "ls-token-v1", h.sent(t))
 		})
 	}
 	var reasons []string
@@ -80,10 +83,8 @@ func TestSecretIDExhausted(t *testing.T) {
 	v := vaulttest.Start(t)
 	seedLightstep(t, v, "ls-token-v1")
 	roleID, secretID := v.AppRole(t, "single-use", map[string]any{"token_policies": readPolicy, "secret_id_num_uses": 1})
-	cfg := newConfig(v.Addr)
-	cfg.Auth.Method, cfg.Auth.RoleID, cfg.Auth.SecretID = "approle", configopaqueString(roleID), configopaqueString(secretID)
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
+	h := startExtension(t, withAppRole(clientConfig(v.Addr), roleID, secretID))
+	h.waitSent(t, "ls-token-v1")
 
 	v.Write(t, "sys/leases/revoke-prefix/auth/approle/login", nil)
 	require.Eventually(t, func() bool {
@@ -95,7 +96,7 @@ func TestSecretIDExhausted(t *testing.T) {
 		return false
 	}, eventually, poll, "no clear error for the exhausted secret id: %v", h.host.Errors())
 	assert.Equal(t, "StatusRecoverableError", h.host.LastStatus().String())
-	assert.Equal(t, "ls-token-v1", h.value())
+	assert.Equal(t, "ls-token-v1", h.sent(t))
 	for _, err := range h.host.Errors() {
 		assert.NotContains(t, err.Error(), secretID)
 	}
@@ -110,7 +111,7 @@ func TestJWKSOutage(t *testing.T) {
 	cfg := e.jwtServerConfig()
 	cfg.Vault.Address = proxy.Addr
 	cfg.Server.Get().IdentityToken.Get().JWKSRefetchInterval = time.Hour
-	h := start(t, cfg)
+	h := startExtension(t, cfg)
 	before := e.v.IdentityToken(t, e.alice.Token, agentRole)
 	_, err := authenticate(h, "Bearer "+before)
 	require.NoError(t, err)
@@ -142,21 +143,20 @@ func TestSlowVaultDoesNotSlowRequests(t *testing.T) {
 	seedLightstep(t, e.v, "ls-token-v1")
 	proxy := vaulttest.NewCountingProxy(t, e.v)
 	e.v.Write(t, "identity/oidc/config", map[string]any{"issuer": proxy.Addr})
-	cfg := e.jwtServerConfig()
-	cfg.Vault.Address = proxy.Addr
+	cfg := withToken(clientConfig(proxy.Addr), readerToken(t, e.v, "1h"))
 	cfg.Vault.Timeout = 30 * time.Second
-	cfg.Auth.Token = configToken(t, e.v)
-	c := cfg.Client.GetOrInsertDefault()
-	c.Secret.Path, c.Secret.Key, c.RefreshInterval = lightstepAPI, "access_token", 50*time.Millisecond
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
+	client := startExtension(t, cfg)
+	client.waitSent(t, "ls-token-v1")
+	srv := serverConfig(proxy.Addr, e.audience)
+	srv.Vault.Timeout = 30 * time.Second
+	h := startExtension(t, srv)
 	jwt := e.v.IdentityToken(t, e.alice.Token, agentRole)
 	_, err := authenticate(h, "Bearer "+jwt)
 	require.NoError(t, err)
 
 	proxy.SetDelay(5 * time.Second)
 	require.Eventually(t, func() bool { return proxy.InFlight() > 0 }, eventually, poll, "no Vault request under way")
-	creds, err := h.ext.PerRPCCredentials()
+	creds, err := client.ext.(extensionauth.GRPCClient).PerRPCCredentials()
 	require.NoError(t, err)
 	var worst time.Duration
 	var mu sync.Mutex

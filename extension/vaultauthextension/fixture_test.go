@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -20,8 +21,13 @@ import (
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/metadata"
 	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
+
+// Small helpers, each named for the one thing it sets up. Tests observe the
+// extension only as the Collector does: through the authenticator
+// interfaces, its status, its telemetry and its logs.
 
 const (
 	lightstepPath = "lightstep/prod"               // under the KV v2 mount "secret"
@@ -37,38 +43,55 @@ path "secret/metadata/lightstep/*" { capabilities = ["read"] }
 
 var extID = component.MustNewIDWithName(metadata.Type.String(), "lightstep")
 
-// harness is a running extension against a real Vault, with its logs at
-// debug level and the status it reported.
+// harness is a running extension, with its logs at the chosen level, its
+// telemetry and the status it reported.
 type harness struct {
-	ext  *vaultAuth
+	ext  extension.Extension
 	tel  *componenttest.Telemetry
 	host *pipelinetest.Host
 	logs *observer.ObservedLogs
 }
 
-// newConfig returns a config for vaultAddr that reads the Lightstep token,
-// with a short refresh interval and retry so tests are quick.
-func newConfig(vaultAddr string) *Config {
+// clientConfig reads the Lightstep token from Vault at vaultAddr, with a
+// short refresh interval and retry so tests are quick. It has no auth yet.
+func clientConfig(vaultAddr string) *Config {
 	cfg := createDefaultConfig()
 	cfg.Vault.Address = vaultAddr
 	cfg.Vault.Timeout = 2 * time.Second
 	cfg.Vault.Retry.InitialInterval = 20 * time.Millisecond
 	cfg.Vault.Retry.MaxInterval = 200 * time.Millisecond
 	c := cfg.Client.GetOrInsertDefault()
-	c.Secret.Path, c.Secret.Key = lightstepAPI, "access_token"
+	*c.Secret.GetOrInsertDefault() = vaultclient.SecretConfig{Path: lightstepAPI, Key: "access_token"}
 	c.RefreshInterval = 50 * time.Millisecond
 	return cfg
 }
 
-func start(t *testing.T, cfg *Config) *harness {
-	t.Helper()
-	return startLogging(t, cfg, zapcore.DebugLevel)
+// auth returns the config's auth block, inserting the default.
+func auth(cfg *Config) *vaultclient.AuthConfig { return cfg.Auth.GetOrInsertDefault() }
+
+// withToken logs in with a Vault token.
+func withToken(cfg *Config, token string) *Config {
+	auth(cfg).Token = configopaque.String(token)
+	return cfg
 }
 
-// startLogging is start with the logs captured from level up.
-func startLogging(t *testing.T, cfg *Config, level zapcore.Level) *harness {
+// withAppRole logs in with an AppRole role id and secret id.
+func withAppRole(cfg *Config, roleID, secretID string) *Config {
+	a := auth(cfg)
+	a.Method, a.RoleID, a.SecretID = vaultclient.MethodAppRole, configopaque.String(roleID), configopaque.String(secretID)
+	return cfg
+}
+
+func startExtension(t *testing.T, cfg *Config) *harness {
 	t.Helper()
-	require.NoError(t, cfg.Validate())
+	return startExtensionLogging(t, cfg, zapcore.DebugLevel)
+}
+
+// startExtensionLogging starts it with its logs captured from level up.
+func startExtensionLogging(t *testing.T, cfg *Config, level zapcore.Level) *harness {
+	t.Helper()
+	require.NoError(t, componenttest.CheckConfigStruct(cfg))
+	require.NoError(t, validate(cfg))
 	core, logs := observer.New(level)
 	set := extensiontest.NewNopSettings(metadata.Type)
 	set.ID = extID
@@ -78,25 +101,29 @@ func startLogging(t *testing.T, cfg *Config, level zapcore.Level) *harness {
 	set.Logger = zap.New(core)
 	e, err := NewFactory().Create(context.Background(), set, cfg)
 	require.NoError(t, err)
-	h := &harness{ext: e.(*vaultAuth), tel: tel, logs: logs}
+	h := &harness{ext: e, tel: tel, logs: logs}
 	h.host = pipelinetest.NewHost(map[component.ID]component.Component{extID: e})
 	require.NoError(t, e.Start(context.Background(), h.host))
 	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
 	return h
 }
 
-// value is the header value the extension sends now ("" when none).
-func (h *harness) value() string {
-	if c := h.ext.current.Load(); c != nil {
-		return c.values[0]
+// sent is the value the extension sends on a gRPC export now ("" when none).
+func (h *harness) sent(t *testing.T) string {
+	t.Helper()
+	creds, err := h.ext.(extensionauth.GRPCClient).PerRPCCredentials()
+	require.NoError(t, err)
+	md, err := creds.GetRequestMetadata(context.Background())
+	if err != nil {
+		return ""
 	}
-	return ""
+	return md["Lightstep-Access-Token"]
 }
 
-func (h *harness) waitValue(t *testing.T, want string) {
+func (h *harness) waitSent(t *testing.T, want string) {
 	t.Helper()
-	require.Eventually(t, func() bool { return h.value() == want }, eventually, poll,
-		"the extension never sent the expected value (sending %q)", redact(h.value(), want))
+	require.Eventually(t, func() bool { return h.sent(t) == want }, eventually, poll,
+		"the extension never sent the expected value (sending %s)", redact(h.sent(t), want))
 }
 
 // redact keeps secrets out of failure messages: it says only whether got is want.
@@ -108,23 +135,6 @@ func redact(got, want string) string {
 		return "the expected value"
 	}
 	return "another value"
-}
-
-// startReading is the common start: the Lightstep token's first version
-// ("ls-token-v1") is written to Vault v, and the extension, reaching Vault at
-// addr (v itself or a proxy in front of it) with a token of the read policy,
-// has read it. adjust, if any, changes the config before the start.
-func startReading(t *testing.T, v *vaulttest.Server, addr string, adjust ...func(*Config)) *harness {
-	t.Helper()
-	seedLightstep(t, v, "ls-token-v1")
-	cfg := newConfig(addr)
-	cfg.Auth.Token = configToken(t, v)
-	for _, f := range adjust {
-		f(cfg)
-	}
-	h := start(t, cfg)
-	h.waitValue(t, "ls-token-v1")
-	return h
 }
 
 // waitStatus waits until the last status the extension reported is want.
@@ -141,8 +151,8 @@ func seedLightstep(t *testing.T, v *vaulttest.Server, token string) {
 	v.PutKV2(t, lightstepPath, map[string]any{"access_token": token})
 }
 
-// childToken creates a renewable token with the read policy.
-func childToken(t *testing.T, v *vaulttest.Server, ttl string) string {
+// readerToken creates a renewable token with the read policy.
+func readerToken(t *testing.T, v *vaulttest.Server, ttl string) string {
 	t.Helper()
 	sec := v.Write(t, "auth/token/create", map[string]any{
 		"policies": []string{readPolicy}, "ttl": ttl, "renewable": true, "no_parent": true,
@@ -156,12 +166,3 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 	return p
 }
-
-// configToken creates a token with the read policy, for the token method.
-func configToken(t *testing.T, v *vaulttest.Server) configopaque.String {
-	return configopaque.String(childToken(t, v, "1h"))
-}
-
-func configopaqueString(s string) configopaque.String { return configopaque.String(s) }
-
-func clientInfo(ctx context.Context) client.Info { return client.FromContext(ctx) }

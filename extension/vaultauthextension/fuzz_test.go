@@ -8,9 +8,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"go.opentelemetry.io/collector/confmap"
-	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -24,7 +24,7 @@ func FuzzCredential(f *testing.F) {
 	f.Add("Bearer a", "Bearer b", true)
 	cfg := createDefaultConfig().Server.GetOrInsertDefault()
 	cfg.MaxCredentialSize = 256
-	s := newServerAuth(cfg, zap.NewNop())
+	s := &serverAuth{cfg: cfg, headerLower: "authorization", headerCanonical: "Authorization"}
 	f.Fuzz(func(t *testing.T, value, second string, two bool) {
 		for _, key := range []string{"authorization", "Authorization"} {
 			values := []string{value}
@@ -63,20 +63,26 @@ func FuzzVerifyJWT(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("")
 
-	cfg := createDefaultConfig().Server.GetOrInsertDefault().IdentityToken.GetOrInsertDefault()
+	srv := createDefaultConfig().Server.GetOrInsertDefault()
+	cfg := srv.IdentityToken.GetOrInsertDefault()
 	cfg.Audience, cfg.Issuers = "otel", []string{issuer}
 	cfg.JWKSRefetchInterval = time.Hour // never fetch: the key set below is all there is
-	v := newJWTVerifier(*cfg, "", nil)
+	rules, err := srv.rules()
+	if err != nil {
+		f.Fatal(err)
+	}
+	vault := vaultclient.DefaultVaultConfig()
+	v := newJWTVerifier(*cfg, rules, newVerdicts(srv), vault, nil)
 	keys := v.issuers[issuer].keys
 	keys.keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &signer.Key.PublicKey, KeyID: signer.KID, Algorithm: "RS256", Use: "sig"}}})
-	keys.lastFetch = time.Now()
+	keys.lastOK = time.Now()
 	f.Fuzz(func(t *testing.T, token string) {
-		id, exp, err := v.verify(context.Background(), token)
+		id, exp, err := v.check(context.Background(), token)
 		if err != nil {
 			return
 		}
-		if id.EntityID == "" || !exp.After(time.Now().Add(-cfg.Leeway)) {
-			t.Fatalf("accepted %+v expiring %s", id, exp)
+		if id.EntityID() == "" || !exp.After(time.Now().Add(-cfg.Leeway)) {
+			t.Fatalf("accepted %+v expiring %s", id.Attributes(), exp)
 		}
 	})
 }
@@ -98,6 +104,35 @@ func FuzzConfig(f *testing.F) {
 		if confmap.NewFromStringMap(raw).Unmarshal(cfg) != nil {
 			return
 		}
-		_ = cfg.Validate()
+		_ = confmap.Validate(cfg)
+	})
+}
+
+// FuzzTokenShape: a string the shape check lets through is one Vault's
+// token formats allow (prefix, base64url body, a namespace suffix of 1 to 5
+// letters or digits); the check never panics.
+func FuzzTokenShape(f *testing.F) {
+	for _, seed := range []string{"hvs.AAAAAAAAAAAAAAAAAAAAAAAA", "hvs.abc.def", "hvb.short!", "hvb.A", "s.AAAAAAAAAAAAAAAAAAAAAAAA.ns1",
+		"hvs.AAAAAAAAAAAAAAAAAAAAAAAA.", "b.AAAA", "hvr.x", "", "hvs." + strings.Repeat("A", 2000)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		if vaultTokenShape(token) != "" {
+			return
+		}
+		rest := ""
+		for _, p := range []string{"hvs.", "hvb.", "s.", "b."} {
+			if strings.HasPrefix(token, p) {
+				rest = token[len(p):]
+				break
+			}
+		}
+		body, ns, _ := strings.Cut(rest, ".")
+		if body == "" || len(token) > 1024 || strings.Contains(ns, ".") || len(ns) > 5 {
+			t.Fatalf("accepted %q", token)
+		}
+		if strings.Trim(body+ns, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+			t.Fatalf("accepted %q: a character outside base64url", token)
+		}
 	})
 }

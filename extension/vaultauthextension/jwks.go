@@ -3,6 +3,7 @@ package vaultauthextension
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,78 +12,214 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
+)
+
+var (
+	errKeysUnavailable = errors.New("issuer keys unavailable")
+	errUnknownKey      = errors.New("signing key not in the issuer's key set")
 )
 
 // jwks is one issuer's key set, fetched from <issuer>/.well-known/keys.
 // Vault publishes the current and the next key of each named key, so a
-// fetch on an unknown key id (at most once per refetchEvery) follows
-// rotations without a restart.
+// fetch on an unknown key id follows rotations without a restart.
+//
+// No request can steer a fetch: fetches run on the extension's own context
+// with their own timeout, one at a time, and every request that needs one
+// waits for the same fetch (or gives up on its own deadline while the fetch
+// goes on). The refetch clock moves only on success; failures back off on
+// their own schedule, retried in the background until keys arrive.
 type jwks struct {
 	url          string
 	http         *http.Client
-	refetchEvery time.Duration
+	timeout      time.Duration // of one fetch
+	refetchEvery time.Duration // least time between fetches caused by unknown key ids
+	refreshEvery time.Duration // fetch anyway this often, so keys Vault dropped stop verifying
 
-	keys atomic.Pointer[jose.JSONWebKeySet] // nil until the first fetch
+	keys atomic.Pointer[jose.JSONWebKeySet] // nil until the first successful fetch
 
-	mu        sync.Mutex // serialises fetches
-	lastFetch time.Time
+	mu      sync.Mutex
+	pending chan struct{} // closed when the fetch in flight ends; nil when none
+	lastOK  time.Time     // end of the last successful fetch
+	lastErr error         // error of the last fetch; nil after a success
+	retryAt time.Time     // after a failure, no fetch before this
+	backoff *vaultclient.Backoff
+	wanted  chan struct{} // an unknown key id waits for the next allowed fetch
+
+	runCtx context.Context
+	wg     sync.WaitGroup
 }
 
 // maxJWKSBody bounds what is read from the JWKS endpoint.
 const maxJWKSBody = 1 << 20
 
-func newJWKS(issuer string, client *http.Client, refetchEvery time.Duration) *jwks {
-	return &jwks{url: issuer + "/.well-known/keys", http: client, refetchEvery: refetchEvery}
+func newJWKS(issuer string, client *http.Client, cfg IdentityTokenServerConfig, timeout time.Duration, retry vaultclient.RetryConfig) *jwks {
+	return &jwks{
+		url: issuer + "/.well-known/keys", http: client, timeout: timeout,
+		refetchEvery: cfg.JWKSRefetchInterval, refreshEvery: cfg.JWKSRefreshInterval,
+		backoff: vaultclient.NewBackoff(retry), wanted: make(chan struct{}, 1),
+		runCtx: context.Background(),
+	}
 }
 
-// key returns the key with id kid, fetching the set when the id is unknown
-// and the last fetch is old enough. fetched reports a fetch failure, so the
-// caller can tell "no such key" from "keys unavailable".
+// run fetches the keys at start, retries failures with backoff, serves
+// deferred refetches for unknown key ids, and refreshes on schedule, until
+// ctx ends; then it waits for a fetch in flight.
+func (j *jwks) run(ctx context.Context) {
+	j.mu.Lock()
+	j.runCtx = ctx
+	j.mu.Unlock()
+	defer j.wg.Wait()
+	for {
+		j.mu.Lock()
+		done := j.pending
+		if done == nil {
+			done = j.startFetchLocked()
+		}
+		j.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-done:
+		}
+		if !j.sleep(ctx) {
+			return
+		}
+	}
+}
+
+// sleep waits until the next fetch is due: the retry time after a failure,
+// the refetch time when a request wants one, the refresh time otherwise.
+func (j *jwks) sleep(ctx context.Context) bool {
+	j.mu.Lock()
+	failed, retryAt, nextRefetch := j.lastErr != nil, j.retryAt, j.lastOK.Add(j.refetchEvery)
+	refresh := j.lastOK.Add(j.refreshEvery)
+	j.mu.Unlock()
+	wait := time.Until(refresh)
+	if failed {
+		wait = time.Until(retryAt)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	case <-j.wanted:
+		if failed {
+			// A failure's retry is already scheduled; waiting for it.
+			select {
+			case <-ctx.Done():
+				return false
+			case <-t.C:
+				return true
+			}
+		}
+		t.Reset(time.Until(nextRefetch))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+}
+
+// key returns the key with id kid. An unknown id waits for a fetch when one
+// is in flight or allowed now, and otherwise asks for one at the next
+// allowed time: errKeysUnavailable (the sender retries) unless a completed
+// fetch shows that the issuer really does not publish the key.
 func (j *jwks) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 	if k := lookupKey(j.keys.Load(), kid); k != nil {
 		return k, nil
 	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	// Another request may have fetched while this one waited.
 	if k := lookupKey(j.keys.Load(), kid); k != nil {
+		j.mu.Unlock()
 		return k, nil
 	}
-	if time.Since(j.lastFetch) < j.refetchEvery {
-		if j.keys.Load() == nil {
-			return nil, errKeysUnavailable
+	done := j.pending
+	if done == nil {
+		now := time.Now()
+		switch {
+		case j.lastErr != nil && now.Before(j.retryAt):
+			err := j.lastErr
+			j.mu.Unlock()
+			return nil, fmt.Errorf("%w: %v", errKeysUnavailable, err)
+		case j.lastErr == nil && !j.lastOK.IsZero() && now.Sub(j.lastOK) < j.refetchEvery:
+			j.mu.Unlock()
+			select {
+			case j.wanted <- struct{}{}:
+			default:
+			}
+			return nil, fmt.Errorf("%w: key id not seen yet; keys refetched within %s", errKeysUnavailable, j.refetchEvery)
 		}
-		return nil, errUnknownKey
+		done = j.startFetchLocked()
 	}
-	j.lastFetch = time.Now()
-	if err := j.fetch(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %v", errKeysUnavailable, err)
+	j.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: request ended while the keys were fetched", errKeysUnavailable)
 	}
 	if k := lookupKey(j.keys.Load(), kid); k != nil {
 		return k, nil
+	}
+	j.mu.Lock()
+	err := j.lastErr
+	j.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errKeysUnavailable, err)
 	}
 	return nil, errUnknownKey
 }
 
-func (j *jwks) fetch(ctx context.Context) error {
+// startFetchLocked starts a fetch on the run context; j.mu must be held.
+func (j *jwks) startFetchLocked() chan struct{} {
+	done := make(chan struct{})
+	j.pending = done
+	ctx := j.runCtx
+	j.wg.Add(1)
+	go func() {
+		defer j.wg.Done()
+		fetchCtx, cancel := context.WithTimeout(ctx, j.timeout)
+		set, err := j.fetch(fetchCtx)
+		cancel()
+		j.mu.Lock()
+		if err == nil {
+			j.keys.Store(set)
+			j.lastOK, j.lastErr = time.Now(), nil
+			j.backoff.Reset()
+		} else {
+			j.lastErr, j.retryAt = err, time.Now().Add(j.backoff.Delay())
+		}
+		j.pending = nil
+		j.mu.Unlock()
+		close(done)
+	}()
+	return done
+}
+
+func (j *jwks) fetch(ctx context.Context) (*jose.JSONWebKeySet, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := j.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", j.url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", j.url, resp.Status)
 	}
 	var set jose.JSONWebKeySet
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJWKSBody)).Decode(&set); err != nil {
-		return fmt.Errorf("GET %s: %w", j.url, err)
+		return nil, fmt.Errorf("GET %s: %w", j.url, err)
 	}
-	j.keys.Store(&set)
-	return nil
+	return &set, nil
 }
 
 func lookupKey(set *jose.JSONWebKeySet, kid string) *jose.JSONWebKey {

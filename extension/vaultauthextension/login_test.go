@@ -1,16 +1,17 @@
 package vaultauthextension
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/extension/extensionauth"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
@@ -22,26 +23,24 @@ func TestLoginMethods(t *testing.T) {
 	seedLightstep(t, v, "ls-token-v1")
 
 	t.Run("token", func(t *testing.T) {
-		cfg := newConfig(v.Addr)
-		cfg.Auth.Token = configToken(t, v)
-		start(t, cfg).waitValue(t, "ls-token-v1")
+		startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h"))).waitSent(t, "ls-token-v1")
 	})
 
 	t.Run("token_file", func(t *testing.T) {
-		cfg := newConfig(v.Addr)
-		cfg.Auth.Token = ""
-		cfg.Auth.TokenFile = writeFile(t, t.TempDir(), "token", childToken(t, v, "1h")+"\n")
-		start(t, cfg).waitValue(t, "ls-token-v1")
+		cfg := clientConfig(v.Addr)
+		auth(cfg).TokenFile = writeFile(t, t.TempDir(), "token", readerToken(t, v, "1h")+"\n")
+		startExtension(t, cfg).waitSent(t, "ls-token-v1")
 	})
 
 	t.Run("approle", func(t *testing.T) {
 		roleID, secretID := v.AppRole(t, "otel-collector", map[string]any{"token_policies": readPolicy})
 		dir := t.TempDir()
-		cfg := newConfig(v.Addr)
-		cfg.Auth.Method = "approle"
-		cfg.Auth.RoleIDFile = writeFile(t, dir, "role-id", roleID)
-		cfg.Auth.SecretIDFile = writeFile(t, dir, "secret-id", secretID)
-		start(t, cfg).waitValue(t, "ls-token-v1")
+		cfg := clientConfig(v.Addr)
+		a := auth(cfg)
+		a.Method = "approle"
+		a.RoleIDFile = writeFile(t, dir, "role-id", roleID)
+		a.SecretIDFile = writeFile(t, dir, "secret-id", secretID)
+		startExtension(t, cfg).waitSent(t, "ls-token-v1")
 	})
 
 	t.Run("jwt", func(t *testing.T) {
@@ -59,10 +58,11 @@ func TestLoginMethods(t *testing.T) {
 			"iss": "https://ci.example", "sub": "collector-1", "aud": "vault",
 			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
 		})
-		cfg := newConfig(v.Addr)
-		cfg.Auth.Method, cfg.Auth.Role = "jwt", "otel-collector"
-		cfg.Auth.JWTFile = writeFile(t, t.TempDir(), "jwt", jwt)
-		start(t, cfg).waitValue(t, "ls-token-v1")
+		cfg := clientConfig(v.Addr)
+		a := auth(cfg)
+		a.Method, a.Role = "jwt", "otel-collector"
+		a.JWTFile = writeFile(t, t.TempDir(), "jwt", jwt)
+		startExtension(t, cfg).waitSent(t, "ls-token-v1")
 	})
 
 	// Kubernetes auth needs a TokenReview API; the dev server calls this fake
@@ -102,10 +102,11 @@ func TestLoginMethods(t *testing.T) {
 			"bound_service_account_names": "collector", "bound_service_account_namespaces": "otel",
 			"token_policies": readPolicy, "token_ttl": "1h",
 		})
-		cfg := newConfig(v.Addr)
-		cfg.Auth.Method, cfg.Auth.Role = "kubernetes", "otel-collector"
-		cfg.Auth.JWTFile = writeFile(t, t.TempDir(), "sa-token", saJWT)
-		start(t, cfg).waitValue(t, "ls-token-v1")
+		cfg := clientConfig(v.Addr)
+		a := auth(cfg)
+		a.Method, a.Role = "kubernetes", "otel-collector"
+		a.JWTFile = writeFile(t, t.TempDir(), "sa-token", saJWT)
+		startExtension(t, cfg).waitSent(t, "ls-token-v1")
 		require.NotEmpty(t, reviews, "Vault never asked the TokenReview API")
 	})
 }
@@ -114,10 +115,11 @@ func TestLoginMethods(t *testing.T) {
 func TestLoginFailureReportsStatus(t *testing.T) {
 	v := vaulttest.Start(t)
 	seedLightstep(t, v, "ls-token-v1")
-	cfg := newConfig(v.Addr)
-	cfg.Auth.Token = "hvs.not-a-token"
-	h := start(t, cfg)
+	h := startExtension(t, withToken(clientConfig(v.Addr), "hvs.not-a-token"))
 	h.waitStatus(t, componentstatus.StatusRecoverableError)
-	require.Empty(t, h.value())
-	require.True(t, strings.Contains(h.ext.errNoCredential.Error(), lightstepAPI))
+	require.Empty(t, h.sent(t))
+	creds, err := h.ext.(extensionauth.GRPCClient).PerRPCCredentials()
+	require.NoError(t, err)
+	_, err = creds.GetRequestMetadata(context.Background())
+	require.ErrorContains(t, err, "no credential from Vault yet ("+lightstepAPI+")")
 }

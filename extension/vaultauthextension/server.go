@@ -2,97 +2,111 @@ package vaultauthextension
 
 import (
 	"context"
-	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/client"
-	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/extensionauth"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
-// What a sender is told. Receivers copy an authenticator's error into the
-// response, so these say nothing that helps an attacker; the reason is
-// logged at debug level.
-var (
-	errUnauthenticated = errors.New("unauthenticated")
-	// Not the sender's fault (Vault or its keys unreachable): gRPC senders
-	// retry Unavailable instead of dropping their data.
-	errVerifierUnavailable = status.Error(codes.Unavailable, "authentication temporarily unavailable")
-)
-
-// serverAuth verifies the Vault identity of each sender and puts it in
-// client.Info.Auth. Verified and rejected credentials are cached by hash, so
-// a repeated credential costs a hash and a map read.
+// serverAuth is a receiver authenticator: it verifies the Vault identity of
+// each sender and puts it in client.Info.Auth. Verified and refused
+// credentials are cached by hash, so a repeated credential costs a hash and
+// a map read.
 type serverAuth struct {
+	*vaultLink
 	cfg             *ServerConfig
 	headerLower     string // gRPC metadata keys
 	headerCanonical string // HTTP header keys
-	logger          *zap.Logger
-
-	accepted *verdictCache
-	rejected *verdictCache // separate, so garbage cannot evict valid senders
-
-	jwt    *jwtVerifier    // identity_token mode
-	lookup *lookupVerifier // token_lookup mode
+	verdicts        *verdicts
+	verifier        verifier // set in Start
 }
 
-func newServerAuth(cfg *ServerConfig, logger *zap.Logger) *serverAuth {
+// verifier checks a credential not in the caches and records its verdict.
+type verifier interface {
+	verify(ctx context.Context, credential string, key credentialKey, client string) (*identity.Identity, error)
+}
+
+var _ extensionauth.Server = (*serverAuth)(nil)
+
+func newServerAuth(link *vaultLink, cfg *ServerConfig) *serverAuth {
 	return &serverAuth{
+		vaultLink:       link,
 		cfg:             cfg,
 		headerLower:     strings.ToLower(cfg.Header),
 		headerCanonical: http.CanonicalHeaderKey(cfg.Header),
-		logger:          logger,
-		accepted:        newVerdictCache(cfg.CacheSize),
-		rejected:        newVerdictCache(cfg.CacheSize),
+		verdicts:        newVerdicts(cfg),
 	}
+}
+
+func (s *serverAuth) Start(ctx context.Context, host component.Host) error {
+	rules, err := s.cfg.rules()
+	if err != nil {
+		return err // Validate has said so already
+	}
+	return s.start(ctx, host, func(runCtx context.Context) error {
+		accepted := metric.WithAttributeSet(s.telemetry.attrs(attribute.String("outcome", "accepted")))
+		refused := metric.WithAttributeSet(s.telemetry.attrs(attribute.String("outcome", "refused")))
+		if err := s.telemetry.RegisterVaultauthServerCachedCredentialsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(s.verdicts.accepted.len()), accepted)
+			o.Observe(int64(s.verdicts.refused.len()), refused)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if s.cfg.IdentityToken.HasValue() {
+			hc, err := vaultclient.NewHTTPClient(ctx, s.conf.Vault)
+			if err != nil {
+				return err
+			}
+			j := newJWTVerifier(*s.cfg.IdentityToken.Get(), rules, s.verdicts, s.conf.Vault, hc)
+			j.each(func(keys *jwks) { s.run(func() { keys.run(runCtx) }) })
+			s.verifier = j
+			return nil
+		}
+		l := newLookupVerifier(s.session, *s.cfg.TokenLookup.Get(), rules, s.verdicts, s.conf.Vault.Timeout, s.cfg.CacheTTL)
+		l.runCtx = runCtx
+		s.verifier = l
+		return nil
+	})
 }
 
 func (s *serverAuth) Authenticate(ctx context.Context, sources map[string][]string) (context.Context, error) {
 	credential, reason := s.credential(sources)
 	if reason != "" {
-		s.logger.Debug("rejected a request: "+reason, zap.String("header", s.cfg.Header))
+		s.refusals.refused(reason, "")
 		return ctx, errUnauthenticated
 	}
 	key := keyOf(credential)
-	now := time.Now()
-	nowNano := now.UnixNano()
-	if v, ok := s.accepted.get(key, nowNano); ok {
+	now := time.Now().UnixNano()
+	if v, ok := s.verdicts.accepted.get(key, now); ok {
+		s.telemetry.accepted(true)
 		return withAuth(ctx, v.auth), nil
 	}
-	if _, ok := s.rejected.get(key, nowNano); ok {
+	if _, ok := s.verdicts.refused.get(key, now); ok {
+		s.refusals.refused(reasonCachedRefusal, "")
 		return ctx, errUnauthenticated
 	}
-
-	var (
-		id      *identity.Identity
-		expires time.Time
-		err     error
-	)
-	if s.jwt != nil {
-		id, expires, err = s.jwt.verify(ctx, credential)
-	} else {
-		id, expires, err = s.lookup.verify(ctx, credential, key)
-	}
+	id, err := s.verifier.verify(ctx, credential, key, clientAddress(ctx))
 	if err != nil {
-		var ve *verdictError
-		if errors.As(err, &ve) && ve.temporary {
-			s.logger.Debug("could not verify a credential", zap.String("reason", ve.reason))
+		ve := verdictOf(err)
+		if ve.temporary {
+			s.refusals.unavailable(ve.reason, ve.detail)
 			return ctx, errVerifierUnavailable
 		}
-		s.logger.Debug("rejected a credential", zap.Error(err))
-		if s.cfg.NegativeCacheTTL > 0 {
-			s.rejected.put(key, verdict{expires: now.Add(s.cfg.NegativeCacheTTL).UnixNano()}, nowNano)
-		}
+		s.refusals.refused(ve.reason, ve.detail)
 		return ctx, errUnauthenticated
 	}
-	auth := identity.AuthData{Identity: id}
-	s.accepted.put(key, verdict{auth: auth, expires: deadline(now, s.cfg.CacheTTL, expires)}, nowNano)
-	return withAuth(ctx, auth), nil
+	s.telemetry.accepted(false)
+	return withAuth(ctx, identity.AuthData{Identity: id}), nil
 }
 
 // credential extracts the one credential of a request, or says why not.
@@ -103,22 +117,41 @@ func (s *serverAuth) credential(sources map[string][]string) (string, string) {
 	}
 	switch {
 	case !ok || len(values) == 0:
-		return "", "no credential header"
+		return "", reasonNoCredential
 	case len(values) > 1:
-		return "", "more than one credential header"
+		return "", reasonMultiple
 	}
 	v := values[0]
 	if len(v) > s.cfg.MaxCredentialSize {
-		return "", "credential larger than max_credential_size"
+		return "", reasonOversized
 	}
 	if len(v) >= 7 && strings.EqualFold(v[:7], "bearer ") {
 		v = v[7:]
 	}
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return "", "empty credential"
+		return "", reasonNoCredential
 	}
 	return v, ""
+}
+
+// clientAddress is the sender's IP address, which lookup budgets are kept
+// per ("" when the receiver did not say).
+func clientAddress(ctx context.Context) string {
+	switch a := client.FromContext(ctx).Addr.(type) {
+	case nil:
+		return ""
+	case *net.TCPAddr:
+		return a.IP.String()
+	case *net.IPAddr:
+		return a.IP.String()
+	default:
+		host, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			return a.String()
+		}
+		return host
+	}
 }
 
 func withAuth(ctx context.Context, auth client.AuthData) context.Context {

@@ -19,6 +19,10 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/extension/extensionauth"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
@@ -47,11 +51,15 @@ func newIdentityEnv(t *testing.T) *identityEnv {
 }
 
 // jwtServerConfig is a gateway in identity_token mode for this Vault.
-func (e *identityEnv) jwtServerConfig() *Config {
+func (e *identityEnv) jwtServerConfig() *Config { return serverConfig(e.v.Addr, e.audience) }
+
+// serverConfig verifies identity tokens of audience from the Vault at addr.
+func serverConfig(addr, audience string) *Config {
 	cfg := createDefaultConfig()
-	cfg.Vault.Address = e.v.Addr
-	srv := cfg.Server.GetOrInsertDefault()
-	srv.IdentityToken.GetOrInsertDefault().Audience = e.audience
+	cfg.Vault.Address = addr
+	cfg.Vault.Retry.InitialInterval = 20 * time.Millisecond
+	cfg.Vault.Retry.MaxInterval = 200 * time.Millisecond
+	cfg.Server.GetOrInsertDefault().IdentityToken.GetOrInsertDefault().Audience = audience
 	return cfg
 }
 
@@ -60,38 +68,53 @@ func authenticate(h *harness, values ...string) (*identity.Identity, error) {
 	if len(values) > 0 {
 		sources["authorization"] = values
 	}
-	ctx, err := h.ext.Authenticate(context.Background(), sources)
+	ctx, err := h.ext.(extensionauth.Server).Authenticate(context.Background(), sources)
 	if err != nil {
 		return nil, err
 	}
-	info := clientInfo(ctx)
-	id, ok := identity.FromAuth(info.Auth)
-	if !ok {
+	auth, ok := client.FromContext(ctx).Auth.(identity.AuthData)
+	if !ok || auth.Identity == nil {
 		return nil, errors.New("authenticated without an identity")
 	}
-	return id, nil
+	return auth.Identity, nil
+}
+
+// attributes is what an identity carries, in order.
+func attributes(entityID, name string) []identity.Attribute {
+	return []identity.Attribute{
+		{Key: identity.EntityID, Value: entityID}, {Key: identity.Namespace, Value: "root"}, {Key: identity.EntityName, Value: name},
+	}
+}
+
+// refusals counts the server's requests by outcome and reason, from its telemetry.
+func (h *harness) refusals(t *testing.T, outcome, reason string) int64 {
+	t.Helper()
+	n, _ := h.sumWhere(t, "otelcol_vaultauth_server_requests", "outcome="+outcome, "reason="+reason)
+	return n
 }
 
 func TestIdentityTokenAccepted(t *testing.T) {
 	e := newIdentityEnv(t)
-	h := start(t, e.jwtServerConfig())
+	h := startExtension(t, e.jwtServerConfig())
 	for _, w := range []vaulttest.Workload{e.alice, e.bob} {
 		id, err := authenticate(h, "Bearer "+e.v.IdentityToken(t, w.Token, agentRole))
 		require.NoError(t, err, w.Name)
-		assert.Equal(t, identity.Identity{EntityID: w.EntityID, EntityName: w.Name, Namespace: "root"}, *id)
+		assert.Equal(t, attributes(w.EntityID, w.Name), id.Attributes())
 	}
 	// gRPC metadata keys are lower-case, HTTP header keys canonical: both work.
 	jwt := e.v.IdentityToken(t, e.alice.Token, agentRole)
-	ctx, err := h.ext.Authenticate(context.Background(), map[string][]string{"Authorization": {"Bearer " + jwt}})
+	ctx, err := h.ext.(extensionauth.Server).Authenticate(context.Background(), map[string][]string{"Authorization": {"Bearer " + jwt}})
 	require.NoError(t, err)
-	assert.Equal(t, e.alice.EntityID, clientInfo(ctx).Auth.GetAttribute(identity.EntityID))
-	assert.Equal(t, e.alice.EntityID, clientInfo(ctx).Auth.GetAttribute(identity.Subject))
-	assert.Equal(t, "root", clientInfo(ctx).Auth.GetAttribute(identity.Namespace))
+	auth := client.FromContext(ctx).Auth
+	assert.Equal(t, e.alice.EntityID, auth.GetAttribute(identity.EntityID))
+	assert.Equal(t, e.alice.EntityID, auth.GetAttribute(identity.Subject))
+	assert.Equal(t, "root", auth.GetAttribute(identity.Namespace))
+	assert.Equal(t, []string{identity.EntityID, identity.Namespace, identity.EntityName, identity.Subject}, auth.GetAttributeNames())
 }
 
 func TestIdentityTokenRejected(t *testing.T) {
 	e := newIdentityEnv(t)
-	h := start(t, e.jwtServerConfig())
+	h := startExtension(t, e.jwtServerConfig())
 	valid := e.v.IdentityToken(t, e.alice.Token, agentRole)
 	header, payload, _ := strings.Cut(valid, ".")
 	payload, _, _ = strings.Cut(payload, ".")
@@ -121,29 +144,47 @@ func TestIdentityTokenRejected(t *testing.T) {
 	cases := []struct {
 		name   string
 		values []string
-		reason string // in the debug log, never in the response
+		reason string // counted, and logged at warn level; never in the response
+		detail string // in the log
 	}{
-		{"no header", nil, "no credential header"},
-		{"two credentials", []string{"Bearer " + valid, "Bearer " + valid}, "more than one credential"},
-		{"Bearer with nothing", []string{"Bearer "}, "empty credential"},
-		{"garbage", []string{"Bearer not.a.jwt"}, "not a signed JWT"},
-		{"wrong audience", []string{"Bearer " + wrongAudience}, "invalid audience"},
-		{"alg none", []string{"Bearer " + none}, `algorithm "none"`},
-		{"HMAC with the public key", []string{"Bearer " + hmacWithPublicKey}, `algorithm "HS256"`},
-		{"key not in the JWKS", []string{"Bearer " + foreign}, "signing key not in the issuer's key set"},
-		{"tampered payload", []string{"Bearer " + tampered}, "signature"},
-		{"oversized", []string{"Bearer " + strings.Repeat("a", 1<<20)}, "larger than max_credential_size"},
-		{"not UTF-8", []string{"Bearer \xff\xfe\xfd"}, "not a signed JWT"},
+		{"no header", nil, reasonNoCredential, ""},
+		{"two credentials", []string{"Bearer " + valid, "Bearer " + valid}, reasonMultiple, ""},
+		{"Bearer with nothing", []string{"Bearer "}, reasonNoCredential, ""},
+		{"garbage", []string{"Bearer not.a.jwt"}, reasonMalformed, "not a signed JWT"},
+		{"wrong audience", []string{"Bearer " + wrongAudience}, reasonInvalidClaims, "invalid audience"},
+		{"alg none", []string{"Bearer " + none}, reasonAlgorithm, `algorithm "none"`},
+		{"HMAC with the public key", []string{"Bearer " + hmacWithPublicKey}, reasonAlgorithm, `algorithm "HS256"`},
+		{"tampered payload", []string{"Bearer " + tampered}, reasonBadSignature, "signature"},
+		{"oversized", []string{"Bearer " + strings.Repeat("a", 1<<20)}, reasonOversized, ""},
+		{"not UTF-8", []string{"Bearer \xff\xfe\xfd"}, reasonMalformed, "not a signed JWT"},
 	}
+	warnedFor := map[string]bool{} // warnings are rate-limited per reason: the first says its detail
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			before := h.refusals(t, "refused", tc.reason)
 			_, err := authenticate(h, tc.values...)
 			require.ErrorIs(t, err, errUnauthenticated)
 			assert.Equal(t, "unauthenticated", err.Error(), "the sender must not learn why")
-			all := h.logs.All()
-			last := all[len(all)-1]
-			assert.Contains(t, last.Message+fmt.Sprint(last.ContextMap()), tc.reason)
+			assert.Equal(t, before+1, h.refusals(t, "refused", tc.reason), "counted under its reason")
+			warned := h.logs.FilterLevelExact(zapcore.WarnLevel).FilterField(zap.String("reason", tc.reason))
+			require.Positive(t, warned.Len(), "a warning names the reason")
+			if first := !warnedFor[tc.reason]; first && tc.detail != "" {
+				warnedFor[tc.reason] = true
+				found := false
+				for _, e := range h.logs.FilterLevelExact(zapcore.WarnLevel).All() {
+					found = found || strings.Contains(fmt.Sprint(e.ContextMap()["detail"]), tc.detail)
+				}
+				assert.True(t, found, "no warning says %q", tc.detail)
+			}
 		})
+	}
+	// A key the issuer does not publish: the sender is told to retry while
+	// the key set may be stale (a rotation), refused once a fetch shows the
+	// key is not there; never cached, since no signature was checked.
+	_, err = authenticate(h, "Bearer "+foreign)
+	require.ErrorIs(t, err, errVerifierUnavailable)
+	for _, w := range h.logs.All() {
+		assert.NotContains(t, fmt.Sprint(w.Message, w.ContextMap()), valid, "a credential was logged")
 	}
 	// The valid token still passes after all that.
 	_, err = authenticate(h, "Bearer "+valid)
@@ -154,7 +195,7 @@ func TestIdentityTokenWrongIssuer(t *testing.T) {
 	e := newIdentityEnv(t)
 	cfg := e.jwtServerConfig()
 	cfg.Server.Get().IdentityToken.Get().Issuers = []string{"https://vault.other.example/v1/identity/oidc"}
-	h := start(t, cfg)
+	h := startExtension(t, cfg)
 	_, err := authenticate(h, "Bearer "+e.v.IdentityToken(t, e.alice.Token, agentRole))
 	require.ErrorIs(t, err, errUnauthenticated)
 }
@@ -167,7 +208,7 @@ func TestIdentityTokenExpires(t *testing.T) {
 	cfg.Server.Get().IdentityToken.Get().Leeway = 0
 	// short-lived has its own client_id: accept it as the audience here.
 	cfg.Server.Get().IdentityToken.Get().Audience = e.v.Read(t, "identity/oidc/role/short-lived").Data["client_id"].(string)
-	h := start(t, cfg)
+	h := startExtension(t, cfg)
 	jwt := e.v.IdentityToken(t, e.alice.Token, "short-lived")
 	_, err := authenticate(h, "Bearer "+jwt)
 	require.NoError(t, err)
@@ -183,7 +224,7 @@ func TestIdentityTokenKeyRotation(t *testing.T) {
 	e := newIdentityEnv(t)
 	cfg := e.jwtServerConfig()
 	cfg.Server.Get().IdentityToken.Get().JWKSRefetchInterval = time.Millisecond
-	h := start(t, cfg)
+	h := startExtension(t, cfg)
 	before := e.v.IdentityToken(t, e.alice.Token, agentRole)
 	_, err := authenticate(h, "Bearer "+before)
 	require.NoError(t, err)
@@ -202,15 +243,26 @@ func TestIdentityTokenKeyRotation(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// Garbage repeated is verified once and then answered from the negative cache.
+// A credential refused after a check of its own (here: its audience) is
+// answered from the negative cache; one refused before any check (its
+// issuer) is not remembered, and costs no Vault call either.
 func TestNegativeCache(t *testing.T) {
 	e := newIdentityEnv(t)
-	h := start(t, e.jwtServerConfig())
+	h := startExtension(t, e.jwtServerConfig())
+	e.v.OIDCRole(t, "otel", "other-audience", e.entityTmpl, "1h")
+	wrongAudience := e.v.IdentityToken(t, e.alice.Token, "other-audience")
+	for range 100 {
+		_, err := authenticate(h, "Bearer "+wrongAudience)
+		require.ErrorIs(t, err, errUnauthenticated)
+	}
+	assert.EqualValues(t, 1, h.refusals(t, "refused", reasonInvalidClaims))
+	assert.EqualValues(t, 99, h.refusals(t, "refused", reasonCachedRefusal))
 	for range 100 {
 		_, err := authenticate(h, "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
 		require.ErrorIs(t, err, errUnauthenticated)
 	}
-	assert.Equal(t, 1, h.logs.FilterMessage("rejected a credential").Len())
+	assert.EqualValues(t, 100, h.refusals(t, "refused", reasonUnknownIssuer))
+
 	// Concurrent first sight of one valid token: all accepted.
 	jwt := e.v.IdentityToken(t, e.bob.Token, agentRole)
 	var wg sync.WaitGroup
@@ -263,15 +315,15 @@ func hmacSigned(t *testing.T, kid, payload string, key []byte) string {
 // by key, garbage in it is refused, a valid token accepted.
 func TestManyHeaders(t *testing.T) {
 	e := newIdentityEnv(t)
-	h := start(t, e.jwtServerConfig())
+	h := startExtension(t, e.jwtServerConfig())
 	sources := map[string][]string{}
 	for i := range 10000 {
 		sources[fmt.Sprintf("x-header-%d", i)] = []string{strings.Repeat("v", 100)}
 	}
 	sources["authorization"] = []string{"Bearer garbage"}
-	_, err := h.ext.Authenticate(context.Background(), sources)
+	_, err := h.ext.(extensionauth.Server).Authenticate(context.Background(), sources)
 	require.ErrorIs(t, err, errUnauthenticated)
 	sources["authorization"] = []string{"Bearer " + e.v.IdentityToken(t, e.alice.Token, agentRole)}
-	_, err = h.ext.Authenticate(context.Background(), sources)
+	_, err = h.ext.(extensionauth.Server).Authenticate(context.Background(), sources)
 	require.NoError(t, err)
 }

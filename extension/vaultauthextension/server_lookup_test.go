@@ -28,13 +28,12 @@ func lookupGatewayAt(t *testing.T, e *identityEnv, addr string, cacheTTL time.Du
 	t.Helper()
 	e.v.PutPolicy(t, "otel-gateway", gatewayPolicy)
 	roleID, secretID := e.v.AppRole(t, "otel-gateway", map[string]any{"token_policies": "otel-gateway"})
-	cfg := createDefaultConfig()
+	cfg := withAppRole(createDefaultConfig(), roleID, secretID)
 	cfg.Vault.Address = addr
-	cfg.Auth.Method, cfg.Auth.RoleID, cfg.Auth.SecretID = "approle", configopaqueString(roleID), configopaqueString(secretID)
 	srv := cfg.Server.GetOrInsertDefault()
 	srv.TokenLookup.GetOrInsertDefault()
 	srv.CacheTTL = cacheTTL
-	h := start(t, cfg)
+	h := startExtension(t, cfg)
 	h.waitStatus(t, componentstatus.StatusOK)
 	return h
 }
@@ -44,9 +43,8 @@ func TestTokenLookupIdentity(t *testing.T) {
 	h := lookupGateway(t, e, time.Minute)
 	id, err := authenticate(h, "Bearer "+e.alice.Token)
 	require.NoError(t, err)
-	assert.Equal(t, identity.Identity{
-		EntityID: e.alice.EntityID, EntityName: "alice", Namespace: "root", Policies: "default,otel-agent",
-	}, *id)
+	assert.Equal(t, append(attributes(e.alice.EntityID, "alice"), identity.Attribute{Key: identity.Policies, Value: "default,otel-agent"}),
+		id.Attributes())
 
 	for name, values := range map[string][]string{
 		"not token-shaped":          {"Bearer definitely-not-a-token"},

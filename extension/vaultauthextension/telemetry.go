@@ -2,8 +2,6 @@ package vaultauthextension
 
 import (
 	"context"
-	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
@@ -12,64 +10,49 @@ import (
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/metadata"
 )
 
-// telemetry is the extension's internal telemetry, on the collector's meter.
+// telemetry records the instruments declared in metadata.yaml. Every data
+// point carries extension=<component id>, as the Collector's own components
+// carry exporter=, processor=, receiver=: the service's otelcol.component.id
+// is an instrumentation-scope attribute, which the Prometheus reader drops,
+// so without it two instances would collide. The values of the gauges live
+// with what they describe (the credential source, the session), which
+// register the callbacks.
 type telemetry struct {
-	rotations metric.Int64Counter
-	failures  metric.Int64Counter
-	attrs     attribute.Set // the extension's id, to tell instances apart
-
-	version atomic.Int64 // KV v2 version in use, 0 if none
-	expires atomic.Int64 // unix seconds when the credential in use expires, 0 if never
-
-	unregister func()
+	*metadata.TelemetryBuilder
+	id                               attribute.KeyValue
+	acceptedCached, acceptedVerified metric.AddOption
 }
 
-func newTelemetry(set component.TelemetrySettings, id component.ID, hasClient bool) (*telemetry, error) {
-	m := set.MeterProvider.Meter(metadata.ScopeName)
-	t := &telemetry{attrs: attribute.NewSet(attribute.String("extension", id.String())), unregister: func() {}}
-	var err error
-	if t.rotations, err = m.Int64Counter("otelcol_vaultauth_rotations",
-		metric.WithDescription("Times the credential sent to the backend changed to a new value."),
-		metric.WithUnit("{rotations}")); err != nil {
-		return nil, err
-	}
-	if t.failures, err = m.Int64Counter("otelcol_vaultauth_vault_request_failures",
-		metric.WithDescription("Vault requests that failed, by activity (login, secret read)."),
-		metric.WithUnit("{requests}")); err != nil {
-		return nil, err
-	}
-	if !hasClient {
-		return t, nil
-	}
-	version, err := m.Int64ObservableGauge("otelcol_vaultauth_secret_version",
-		metric.WithDescription("KV v2 version of the secret in use (0 when none or not KV v2)."),
-		metric.WithUnit("{version}"))
+func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry, error) {
+	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
 	}
-	expiry, err := m.Float64ObservableGauge("otelcol_vaultauth_credential_expiry_seconds",
-		metric.WithDescription("Seconds until the credential in use expires (its lease ends); absent when it does not expire."),
-		metric.WithUnit("s"))
-	if err != nil {
-		return nil, err
-	}
-	// Registered apart from the instruments: several vaultauth instances share
-	// them, and each must observe its own values.
-	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(version, t.version.Load(), metric.WithAttributeSet(t.attrs))
-		if exp := t.expires.Load(); exp != 0 {
-			o.ObserveFloat64(expiry, time.Until(time.Unix(exp, 0)).Seconds(), metric.WithAttributeSet(t.attrs))
-		}
-		return nil
-	}, version, expiry)
-	if err != nil {
-		return nil, err
-	}
-	t.unregister = func() { _ = reg.Unregister() }
+	t := &telemetry{TelemetryBuilder: tb, id: attribute.String("extension", id.String())}
+	t.acceptedCached = t.outcome("accepted", "cached")
+	t.acceptedVerified = t.outcome("accepted", "verified")
 	return t, nil
 }
 
+// attrs is the instance attribute with kvs.
+func (t *telemetry) attrs(kvs ...attribute.KeyValue) attribute.Set {
+	return attribute.NewSet(append([]attribute.KeyValue{t.id}, kvs...)...)
+}
+
+func (t *telemetry) outcome(o, reason string) metric.MeasurementOption {
+	return metric.WithAttributeSet(t.attrs(attribute.String("outcome", o), attribute.String("reason", reason)))
+}
+
 func (t *telemetry) failed(activity string) {
-	t.failures.Add(context.Background(), 1, metric.WithAttributeSet(t.attrs),
-		metric.WithAttributes(attribute.String("activity", activity)))
+	t.VaultauthVaultRequestFailures.Add(context.Background(), 1,
+		metric.WithAttributeSet(t.attrs(attribute.String("activity", activity))))
+}
+
+// accepted counts an accepted request, from the cache or newly verified.
+func (t *telemetry) accepted(cached bool) {
+	if cached {
+		t.VaultauthServerRequests.Add(context.Background(), 1, t.acceptedCached)
+		return
+	}
+	t.VaultauthServerRequests.Add(context.Background(), 1, t.acceptedVerified)
 }

@@ -1,6 +1,7 @@
 package vaultauthextension
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,22 +16,37 @@ import (
 // of its attributes (to check no secret is in them).
 func (h *harness) sum(t *testing.T, name string) (int64, string) {
 	t.Helper()
+	return h.sumWhere(t, name)
+}
+
+// sumWhere is sum over the data points whose attributes include each of
+// want ("key=value").
+func (h *harness) sumWhere(t *testing.T, name string, want ...string) (int64, string) {
+	t.Helper()
 	m, err := h.tel.GetMetric(name)
 	if err != nil {
 		return 0, ""
 	}
 	var total int64
 	var attrs string
+	add := func(v int64, set attribute.Set) {
+		enc := set.Encoded(attribute.DefaultEncoder())
+		for _, w := range want {
+			if !strings.Contains(","+enc+",", ","+w+",") {
+				return
+			}
+		}
+		total += v
+		attrs += enc + ";"
+	}
 	switch d := m.Data.(type) {
 	case metricdata.Sum[int64]:
 		for _, p := range d.DataPoints {
-			total += p.Value
-			attrs += p.Attributes.Encoded(attribute.DefaultEncoder())
+			add(p.Value, p.Attributes)
 		}
 	case metricdata.Gauge[int64]:
 		for _, p := range d.DataPoints {
-			total += p.Value
-			attrs += p.Attributes.Encoded(attribute.DefaultEncoder())
+			add(p.Value, p.Attributes)
 		}
 	default:
 		t.Fatalf("%s: unexpected data %T", name, m.Data)
@@ -41,7 +57,9 @@ func (h *harness) sum(t *testing.T, name string) (int64, string) {
 func TestInternalTelemetry(t *testing.T) {
 	v := vaulttest.Start(t)
 	proxy := vaulttest.NewProxy(t, v.HostPort())
-	h := startReading(t, v, proxy.Addr)
+	seedLightstep(t, v, "ls-token-v1")
+	h := startExtension(t, withToken(clientConfig(proxy.Addr), readerToken(t, v, "1h")))
+	h.waitSent(t, "ls-token-v1")
 
 	version, _ := h.sum(t, "otelcol_vaultauth_secret_version")
 	assert.EqualValues(t, 1, version)
@@ -49,7 +67,7 @@ func TestInternalTelemetry(t *testing.T) {
 	assert.Zero(t, rotations, "the first value is not a rotation")
 
 	v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v2"})
-	h.waitValue(t, "ls-token-v2")
+	h.waitSent(t, "ls-token-v2")
 	require.Eventually(t, func() bool { n, _ := h.sum(t, "otelcol_vaultauth_rotations"); return n == 1 }, eventually, poll)
 	version, _ = h.sum(t, "otelcol_vaultauth_secret_version")
 	assert.EqualValues(t, 2, version)
@@ -58,6 +76,6 @@ func TestInternalTelemetry(t *testing.T) {
 	require.Eventually(t, func() bool { n, _ := h.sum(t, "otelcol_vaultauth_vault_request_failures"); return n > 0 }, eventually, poll)
 	_, attrs := h.sum(t, "otelcol_vaultauth_vault_request_failures")
 	assert.Contains(t, attrs, "activity=secret read")
-	assert.Contains(t, attrs, "extension=vaultauth/lightstep")
+	assert.Contains(t, attrs, "extension=vaultauth/lightstep", "instances are told apart, as the Collector's exporter= and processor=")
 	assert.NotContains(t, attrs, "ls-token")
 }

@@ -1,6 +1,7 @@
 package vaultauthextension
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -23,35 +24,61 @@ func TestVaultOverTLS(t *testing.T) {
 	w := v.UserpassWorkload(t, "alice", "otel-agent")
 
 	t.Run("trusted CA", func(t *testing.T) {
-		cfg := newConfig(v.Addr)
+		cfg := clientConfig(v.Addr)
 		cfg.Vault.TLS.CAFile = v.CAFile
-		cfg.Auth.Token = configToken(t, v)
-		srv := cfg.Server.GetOrInsertDefault()
-		srv.IdentityToken.GetOrInsertDefault().Audience = aud
-		h := start(t, cfg)
-		h.waitValue(t, "ls-token-v1")
-		id, err := authenticate(h, "Bearer "+v.IdentityToken(t, w.Token, agentRole))
+		startExtension(t, withToken(cfg, readerToken(t, v, "1h"))).waitSent(t, "ls-token-v1")
+
+		srv := serverConfig(v.Addr, aud)
+		srv.Vault.TLS.CAFile = v.CAFile
+		id, err := authenticate(startExtension(t, srv), "Bearer "+v.IdentityToken(t, w.Token, agentRole))
 		require.NoError(t, err)
-		assert.Equal(t, w.EntityID, id.EntityID)
+		assert.Equal(t, w.EntityID, id.EntityID())
+	})
+
+	t.Run("VAULT_CACERT when vault.tls sets no CA", func(t *testing.T) {
+		t.Setenv("VAULT_CACERT", v.CAFile)
+		startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h"))).waitSent(t, "ls-token-v1")
+		id, err := authenticate(startExtension(t, serverConfig(v.Addr, aud)), "Bearer "+v.IdentityToken(t, w.Token, agentRole))
+		require.NoError(t, err, "the JWKS client honours VAULT_CACERT too")
+		assert.Equal(t, w.EntityID, id.EntityID())
+	})
+
+	t.Run("VAULT_CAPATH and VAULT_TLS_SERVER_NAME", func(t *testing.T) {
+		dir := t.TempDir()
+		ca, err := os.ReadFile(v.CAFile)
+		require.NoError(t, err)
+		writeFile(t, dir, "vault-ca.pem", string(ca))
+		t.Setenv("VAULT_CAPATH", dir)
+		startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h"))).waitSent(t, "ls-token-v1")
+
+		t.Setenv("VAULT_TLS_SERVER_NAME", "not-this-server.example")
+		h := startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h")))
+		h.waitStatus(t, componentstatus.StatusRecoverableError)
+		assert.Contains(t, h.host.Errors()[0].Error(), "not-this-server.example")
+	})
+
+	t.Run("VAULT_SKIP_VERIFY", func(t *testing.T) {
+		t.Setenv("VAULT_SKIP_VERIFY", "true")
+		startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h"))).waitSent(t, "ls-token-v1")
 	})
 
 	t.Run("server_name checked against the certificate", func(t *testing.T) {
-		cfg := newConfig(v.Addr)
+		cfg := clientConfig(v.Addr)
 		cfg.Vault.TLS.CAFile = v.CAFile
 		cfg.Vault.TLS.ServerName = "not-this-server.example"
-		cfg.Auth.Token = configToken(t, v)
-		h := start(t, cfg)
+		withToken(cfg, readerToken(t, v, "1h"))
+		h := startExtension(t, cfg)
 		h.waitStatus(t, componentstatus.StatusRecoverableError)
 		assert.Contains(t, h.host.Errors()[0].Error(), "not-this-server.example")
-		assert.Empty(t, h.value())
+		assert.Empty(t, h.sent(t))
 	})
 
 	t.Run("untrusted server", func(t *testing.T) {
-		cfg := newConfig(v.Addr)
-		cfg.Auth.Token = configToken(t, v)
-		h := start(t, cfg)
+		cfg := clientConfig(v.Addr)
+		withToken(cfg, readerToken(t, v, "1h"))
+		h := startExtension(t, cfg)
 		h.waitStatus(t, componentstatus.StatusRecoverableError)
 		assert.Contains(t, h.host.Errors()[0].Error(), "certificate")
-		assert.Empty(t, h.value())
+		assert.Empty(t, h.sent(t))
 	})
 }

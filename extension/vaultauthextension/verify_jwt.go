@@ -3,7 +3,6 @@ package vaultauthextension
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -25,16 +24,13 @@ var asymmetricAlgorithms = []jose.SignatureAlgorithm{
 	jose.EdDSA,
 }
 
-var (
-	errKeysUnavailable = errors.New("issuer keys unavailable")
-	errUnknownKey      = errors.New("signing key not in the issuer's key set")
-)
-
 // jwtVerifier verifies Vault identity tokens locally: signature against the
 // issuer's JWKS, iss, aud, exp, nbf and iat. It calls Vault only to fetch keys.
 type jwtVerifier struct {
-	cfg     IdentityTokenServerConfig
-	issuers map[string]issuer
+	cfg      IdentityTokenServerConfig
+	rules    identity.Rules
+	verdicts *verdicts
+	issuers  map[string]issuer
 }
 
 type issuer struct {
@@ -42,76 +38,96 @@ type issuer struct {
 	namespace string // from the issuer URL: .../v1/<namespace>/identity/oidc
 }
 
-func newJWTVerifier(cfg IdentityTokenServerConfig, vaultAddr string, httpClient *http.Client) *jwtVerifier {
+func newJWTVerifier(cfg IdentityTokenServerConfig, rules identity.Rules, v *verdicts, vault vaultclient.VaultConfig, httpClient *http.Client) *jwtVerifier {
 	issuers := cfg.Issuers
 	if len(issuers) == 0 {
-		issuers = []string{strings.TrimRight(vaultAddr, "/") + "/v1/identity/oidc"}
+		issuers = []string{strings.TrimRight(vault.ResolvedAddress(), "/") + "/v1/identity/oidc"}
 	}
-	v := &jwtVerifier{cfg: cfg, issuers: make(map[string]issuer, len(issuers))}
+	j := &jwtVerifier{cfg: cfg, rules: rules, verdicts: v, issuers: make(map[string]issuer, len(issuers))}
 	for _, iss := range issuers {
 		iss = strings.TrimRight(iss, "/")
-		v.issuers[iss] = issuer{keys: newJWKS(iss, httpClient, cfg.JWKSRefetchInterval), namespace: namespaceOfIssuer(iss)}
+		j.issuers[iss] = issuer{
+			keys:      newJWKS(iss, httpClient, cfg, vault.Timeout, vault.Retry),
+			namespace: namespaceOfIssuer(iss),
+		}
 	}
-	return v
+	return j
 }
 
-// prefetch loads every issuer's keys once at start, so the first requests
-// need not wait; failures are retried on demand.
-func (v *jwtVerifier) prefetch(ctx context.Context) {
-	for _, iss := range v.issuers {
-		_, _ = iss.keys.key(ctx, "\x00prefetch")
+// each runs f for each issuer's key set (to start their fetchers).
+func (j *jwtVerifier) each(f func(*jwks)) {
+	for _, iss := range j.issuers {
+		f(iss.keys)
 	}
 }
 
-// vaultClaims are the claims Vault puts in identity tokens beyond the
-// registered ones; the entity name comes from the role's template.
-type vaultClaims map[string]any
+func (j *jwtVerifier) verify(ctx context.Context, raw string, key credentialKey, _ string) (*identity.Identity, error) {
+	id, expires, err := j.check(ctx, raw)
+	if err != nil {
+		if ve := verdictOf(err); ve.checked {
+			j.verdicts.refuse(key)
+		}
+		return nil, err
+	}
+	j.verdicts.accept(key, identity.AuthData{Identity: id}, expires)
+	return id, nil
+}
 
-func (v *jwtVerifier) verify(ctx context.Context, raw string) (*identity.Identity, time.Time, error) {
+func (j *jwtVerifier) check(ctx context.Context, raw string) (*identity.Identity, time.Time, error) {
 	tok, err := jwt.ParseSigned(raw, asymmetricAlgorithms)
 	if err != nil {
-		return nil, time.Time{}, rejected("not a signed JWT with an asymmetric algorithm: %v", err)
+		if strings.Contains(err.Error(), "unexpected signature algorithm") {
+			return nil, time.Time{}, refused(reasonAlgorithm, "not an asymmetric algorithm: %v", err)
+		}
+		return nil, time.Time{}, refused(reasonMalformed, "not a signed JWT: %v", err)
 	}
 	if len(tok.Headers) != 1 {
-		return nil, time.Time{}, rejected("want one signature, got %d", len(tok.Headers))
+		return nil, time.Time{}, refused(reasonMalformed, "want one signature, got %d", len(tok.Headers))
 	}
+	header := tok.Headers[0]
 	// The issuer picks the key set; it is checked again after verification.
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, time.Time{}, rejected("claims: %v", err)
+		return nil, time.Time{}, refused(reasonMalformed, "claims: %v", err)
 	}
-	iss, ok := v.issuers[unverified.Issuer]
+	iss, ok := j.issuers[unverified.Issuer]
 	if !ok {
-		return nil, time.Time{}, rejected("issuer %q not accepted", unverified.Issuer)
+		return nil, time.Time{}, refused(reasonUnknownIssuer, "issuer %q not accepted", unverified.Issuer)
 	}
-	key, err := iss.keys.key(ctx, tok.Headers[0].KeyID)
-	if errors.Is(err, errKeysUnavailable) {
-		return nil, time.Time{}, unavailable(err)
+	jwk, err := iss.keys.key(ctx, header.KeyID)
+	switch {
+	case errors.Is(err, errKeysUnavailable):
+		return nil, time.Time{}, unavailable(reasonKeysUnavail, err)
+	case err != nil:
+		return nil, time.Time{}, refused(reasonUnknownKey, "%v (kid %q)", err, header.KeyID)
 	}
-	if err != nil {
-		return nil, time.Time{}, rejected("%v (kid %q)", err, tok.Headers[0].KeyID)
+	// A key is used only as its JWK declares: with its algorithm, for signatures.
+	if jwk.Algorithm != "" && jwk.Algorithm != header.Algorithm {
+		return nil, time.Time{}, refused(reasonAlgorithm, "token alg %s, key %q declares %s", header.Algorithm, header.KeyID, jwk.Algorithm)
+	}
+	if jwk.Use != "" && jwk.Use != "sig" {
+		return nil, time.Time{}, refused(reasonAlgorithm, "key %q is for %q, not signatures", header.KeyID, jwk.Use)
 	}
 	var claims jwt.Claims
-	extra := vaultClaims{}
-	if err := tok.Claims(key.Key, &claims, &extra); err != nil {
-		return nil, time.Time{}, rejected("signature: %v", err)
+	extra := map[string]any{}
+	if err := tok.Claims(jwk.Key, &claims, &extra); err != nil {
+		return nil, time.Time{}, refusedChecked(reasonBadSignature, "signature: %v", err)
 	}
 	if claims.Expiry == nil {
-		return nil, time.Time{}, rejected("no exp claim")
+		return nil, time.Time{}, refusedChecked(reasonInvalidClaims, "no exp claim")
 	}
 	err = claims.ValidateWithLeeway(jwt.Expected{
 		Issuer:      unverified.Issuer,
-		AnyAudience: jwt.Audience{v.cfg.Audience},
+		AnyAudience: jwt.Audience{j.cfg.Audience},
 		Time:        time.Now(),
-	}, v.cfg.Leeway)
+	}, j.cfg.Leeway)
 	if err != nil {
-		return nil, time.Time{}, rejected("claims: %v", err)
+		return nil, time.Time{}, refusedChecked(reasonInvalidClaims, "claims: %v", err)
 	}
 	if claims.Subject == "" {
-		return nil, time.Time{}, rejected("no sub (entity id)")
+		return nil, time.Time{}, refusedChecked(reasonNoEntity, "no sub (entity id)")
 	}
-	name, _ := extra[v.cfg.EntityNameClaim].(string)
-	id := &identity.Identity{EntityID: claims.Subject, EntityName: name, Namespace: iss.namespace}
+	id := identity.New(claims.Subject, iss.namespace, j.rules.Apply(identity.Facts{Claims: extra})...)
 	return id, claims.Expiry.Time(), nil
 }
 
@@ -127,21 +143,4 @@ func namespaceOfIssuer(iss string) string {
 		p = p[i+len("v1/"):]
 	}
 	return vaultclient.NamespaceFromPath(p)
-}
-
-// verdictError says why a credential was not accepted. It is logged at
-// debug level and never returned to the sender.
-type verdictError struct {
-	reason    string
-	temporary bool // Vault or keys unreachable: not the sender's fault, not cached
-}
-
-func (e *verdictError) Error() string { return e.reason }
-
-func rejected(format string, args ...any) error {
-	return &verdictError{reason: fmt.Sprintf(format, args...)}
-}
-
-func unavailable(err error) error {
-	return &verdictError{reason: err.Error(), temporary: true}
 }

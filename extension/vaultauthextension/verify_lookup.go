@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -17,125 +16,148 @@ import (
 )
 
 // lookupVerifier checks Vault tokens with auth/token/lookup, using the
-// gateway's own token (its policy needs update on auth/token/lookup and read
-// on identity/entity/id/*). Concurrent checks of one token share one lookup;
-// entity names are cached per entity.
+// gateway's own token (its policy needs update on auth/token/lookup, and
+// read on identity/entity/id/* when a rule needs the entity).
+//
+// Lookups and entity reads run on the extension's context with Vault's
+// timeout, never on a request's: a sender's short deadline cannot turn into
+// a failed (or cached) verdict for anyone. Concurrent checks of one token
+// share one lookup, whose verdict is cached even when every request that
+// waited for it has gone. The lookup budget is shared fairly: each client
+// address gets at most max_lookups_per_second_per_client of the whole.
 type lookupVerifier struct {
-	session  *vaultclient.Session
-	inflight singleflight.Group
-	slots    chan struct{} // bounds lookups in flight
-	rate     *rate.Limiter // bounds lookups per second
-	cacheTTL time.Duration
+	vault    vaultclient.Vault
+	rules    identity.Rules
+	verdicts *verdicts
+	timeout  time.Duration
+	runCtx   context.Context
 
-	mu    sync.Mutex
-	names map[string]entityName
+	inflight  singleflight.Group
+	slots     chan struct{} // bounds lookups in flight
+	rate      *rate.Limiter // bounds lookups per second, all clients
+	perClient *clientLimiters
+	entities  *entityCache
 }
 
-type entityName struct {
-	name    string
-	expires time.Time
-}
-
-func newLookupVerifier(session *vaultclient.Session, cfg TokenLookupConfig, cacheTTL time.Duration) *lookupVerifier {
+func newLookupVerifier(vault vaultclient.Vault, cfg TokenLookupConfig, rules identity.Rules, v *verdicts, timeout, cacheTTL time.Duration) *lookupVerifier {
 	return &lookupVerifier{
-		session:  session,
-		slots:    make(chan struct{}, cfg.MaxConcurrentLookups),
-		rate:     rate.NewLimiter(rate.Limit(cfg.MaxLookupsPerSecond), cfg.MaxConcurrentLookups),
-		cacheTTL: cacheTTL,
-		names:    map[string]entityName{},
+		vault:     vault,
+		rules:     rules,
+		verdicts:  v,
+		timeout:   timeout,
+		runCtx:    context.Background(),
+		slots:     make(chan struct{}, cfg.MaxConcurrentLookups),
+		rate:      rate.NewLimiter(rate.Limit(cfg.MaxLookupsPerSecond), cfg.MaxConcurrentLookups),
+		perClient: newClientLimiters(cfg.perClientRate(), min(cfg.MaxConcurrentLookups, 8)),
+		entities:  newEntityCache(cacheTTL),
 	}
 }
 
-type lookupResult struct {
-	id      *identity.Identity
-	expires time.Time
-}
-
-// verify looks the token up. key (the token's hash) names the shared flight,
-// so the token never becomes a map key.
-func (v *lookupVerifier) verify(ctx context.Context, token string, key credentialKey) (*identity.Identity, time.Time, error) {
-	if !plausibleVaultToken(token) {
-		return nil, time.Time{}, rejected("not shaped like a Vault token")
+// verify looks the token up (or joins a lookup in flight) and waits for the
+// verdict as long as the request lets it. key (the token's hash) names the
+// shared flight, so the token never becomes a map key.
+func (v *lookupVerifier) verify(ctx context.Context, token string, key credentialKey, client string) (*identity.Identity, error) {
+	if reason := vaultTokenShape(token); reason != "" {
+		return nil, refused(reasonMalformed, "not a Vault token: %s", reason)
 	}
-	res, err, _ := v.inflight.Do(string(key[:]), func() (any, error) {
-		if !v.rate.Allow() {
-			return nil, unavailable(errors.New("lookups above max_lookups_per_second"))
-		}
-		select {
-		case v.slots <- struct{}{}:
-			defer func() { <-v.slots }()
-		default:
-			return nil, unavailable(errors.New("too many Vault lookups in flight"))
-		}
-		return v.lookup(ctx, token)
+	ch := v.inflight.DoChan(string(key[:]), func() (any, error) {
+		return v.lookupAndRecord(token, key, client)
 	})
-	if err != nil {
-		return nil, time.Time{}, err
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*identity.Identity), nil
+	case <-ctx.Done():
+		return nil, unavailable(reasonRequestExpired, errors.New("the request ended before Vault answered; the lookup goes on"))
 	}
-	r := res.(lookupResult)
-	return r.id, r.expires, nil
 }
 
-func (v *lookupVerifier) lookup(ctx context.Context, token string) (lookupResult, error) {
-	select {
-	case <-v.session.LoggedIn():
-	default:
-		return lookupResult{}, unavailable(errors.New("gateway not logged in to Vault yet"))
+// lookupAndRecord runs one lookup within the budgets and records its verdict.
+func (v *lookupVerifier) lookupAndRecord(token string, key credentialKey, client string) (*identity.Identity, error) {
+	if !v.perClient.allow(client) {
+		return nil, unavailable(reasonRateLimited, errors.New("this client is above max_lookups_per_second_per_client"))
 	}
-	sec, err := v.session.Client().Logical().WriteWithContext(ctx, "auth/token/lookup", map[string]any{"token": token})
+	if !v.rate.Allow() {
+		return nil, unavailable(reasonRateLimited, errors.New("lookups above max_lookups_per_second"))
+	}
+	select {
+	case v.slots <- struct{}{}:
+		defer func() { <-v.slots }()
+	default:
+		return nil, unavailable(reasonRateLimited, errors.New("too many Vault lookups in flight"))
+	}
+	select {
+	case <-v.vault.LoggedIn():
+	default:
+		return nil, unavailable(reasonNotLoggedIn, errors.New("gateway not logged in to Vault yet"))
+	}
+	ctx, cancel := context.WithTimeout(v.runCtx, v.timeout)
+	defer cancel()
+	id, expires, err := v.lookup(ctx, token)
 	if err != nil {
-		var re *api.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusForbidden && strings.Contains(strings.Join(re.Errors, " "), "bad token") {
-			return lookupResult{}, rejected("Vault does not know the token (bad token)")
+		if verdictOf(err).checked {
+			v.verdicts.refuse(key)
 		}
-		if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
-			v.session.RequestLogin() // the gateway's own token may be gone
-		}
-		// Never include err's request body: it holds the token. Vault's
-		// ResponseError prints only method, URL, code and errors.
-		return lookupResult{}, unavailable(err)
+		return nil, err
+	}
+	v.verdicts.accept(key, identity.AuthData{Identity: id}, expires)
+	return id, nil
+}
+
+func (v *lookupVerifier) lookup(ctx context.Context, token string) (*identity.Identity, time.Time, error) {
+	sec, err := v.vault.WriteWithContext(ctx, "auth/token/lookup", map[string]any{"token": token})
+	if err != nil {
+		return nil, time.Time{}, v.lookupError(err)
 	}
 	if sec == nil || sec.Data == nil {
-		return lookupResult{}, rejected("empty lookup response")
+		return nil, time.Time{}, unavailable(reasonVaultUnavail, errors.New("empty lookup response"))
 	}
 	entityID, _ := sec.Data["entity_id"].(string)
 	if entityID == "" {
-		return lookupResult{}, rejected("token has no entity")
+		return nil, time.Time{}, refusedChecked(reasonNoEntity, "token has no entity")
 	}
 	var expires time.Time
 	if ttl, err := sec.TokenTTL(); err == nil && ttl > 0 {
 		expires = time.Now().Add(ttl)
 	}
-	nsPath, _ := sec.Data["namespace_path"].(string)
-	id := &identity.Identity{
-		EntityID:   entityID,
-		EntityName: v.entityName(ctx, entityID),
-		Namespace:  vaultclient.NamespaceFromPath(nsPath),
-		Policies:   strings.Join(policies(sec.Data), ","),
+	facts := identity.Facts{Policies: policies(sec.Data), TokenMeta: stringMap(sec.Data["meta"])}
+	if v.rules.Needs(identity.FromEntityName, identity.FromEntityMetadata, identity.FromEntityGroups) {
+		e, err := v.entities.get(ctx, v.vault, entityID, v.rules.Needs(identity.FromEntityGroups))
+		if err != nil {
+			// Not cached, and no verdict: the next request tries again.
+			return nil, time.Time{}, unavailable(reasonVaultUnavail, err)
+		}
+		facts.EntityName, facts.EntityMetadata, facts.GroupNames = e.Name, e.Metadata, e.GroupNames
 	}
-	return lookupResult{id: id, expires: expires}, nil
+	nsPath, _ := sec.Data["namespace_path"].(string)
+	id := identity.New(entityID, vaultclient.NamespaceFromPath(nsPath), v.rules.Apply(facts)...)
+	return id, expires, nil
 }
 
-// entityName reads (and caches) an entity's name; "" when not permitted.
-func (v *lookupVerifier) entityName(ctx context.Context, entityID string) string {
-	now := time.Now()
-	v.mu.Lock()
-	cached, ok := v.names[entityID]
-	v.mu.Unlock()
-	if ok && now.Before(cached.expires) {
-		return cached.name
+// lookupError tells Vault's verdict on the token from a problem of Vault's
+// or of the gateway's own token. Errors never include a request body (it
+// holds the token): Vault's ResponseError prints method, URL, code and errors.
+func (v *lookupVerifier) lookupError(err error) error {
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		return unavailable(reasonVaultUnavail, err)
 	}
-	name := ""
-	if sec, err := v.session.Client().Logical().ReadWithContext(ctx, "identity/entity/id/"+entityID); err == nil && sec != nil {
-		name, _ = sec.Data["name"].(string)
+	msg := strings.Join(re.Errors, " ")
+	switch {
+	case re.StatusCode == http.StatusForbidden && (strings.Contains(msg, "bad token") || strings.Contains(msg, "invalid token")):
+		return refusedChecked(reasonUnknownToken, "Vault does not know the token (%s)", msg)
+	case re.StatusCode == http.StatusBadRequest:
+		// The token is malformed in a way Vault alone can see (bad base64).
+		return refusedChecked(reasonUnknownToken, "Vault refused the token as malformed (%s)", msg)
+	case re.StatusCode == http.StatusInternalServerError && strings.Contains(msg, "no namespace"):
+		// A namespace suffix that names no namespace.
+		return refusedChecked(reasonUnknownToken, "the token names no known namespace")
+	case re.StatusCode == http.StatusForbidden:
+		v.vault.RequestLogin() // the gateway's own token may be gone
 	}
-	v.mu.Lock()
-	if len(v.names) > 100000 { // bounded: entities are few, but never unbounded
-		clear(v.names)
-	}
-	v.names[entityID] = entityName{name: name, expires: now.Add(v.cacheTTL)}
-	v.mu.Unlock()
-	return name
+	return unavailable(reasonVaultUnavail, err)
 }
 
 // policies lists token and identity policies, without duplicates, in order.
@@ -154,22 +176,13 @@ func policies(data map[string]any) []string {
 	return out
 }
 
-// plausibleVaultToken filters what cannot be a Vault token before Vault is
-// asked: service (hvs.), batch (hvb.) and legacy (s., b.) tokens, printable
-// ASCII, of sane length.
-func plausibleVaultToken(t string) bool {
-	if len(t) < 8 || len(t) > 1024 {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; c <= ' ' || c > '~' {
-			return false
+func stringMap(v any) map[string]string {
+	m, _ := v.(map[string]any)
+	out := make(map[string]string, len(m))
+	for k, x := range m {
+		if s, ok := x.(string); ok {
+			out[k] = s
 		}
 	}
-	for _, p := range []string{"hvs.", "hvb.", "s.", "b."} {
-		if strings.HasPrefix(t, p) {
-			return true
-		}
-	}
-	return false
+	return out
 }

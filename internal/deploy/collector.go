@@ -162,8 +162,8 @@ func (c *Collector) signal(sig syscall.Signal, wait time.Duration) {
 	}
 }
 
-// Metric sums the samples of an internal metric whose name starts with name
-// (Prometheus text format), and says whether any was found.
+// Metric sums the samples of an internal metric (Prometheus text format:
+// the exact name, any labels), and says whether any was found.
 func (c *Collector) Metric(name string) (float64, bool) {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.MetricsPort))
 	if err != nil {
@@ -176,7 +176,7 @@ func (c *Collector) Metric(name string) (float64, bool) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
+		if rest, ok := strings.CutPrefix(line, name); !ok || (rest == "" || (rest[0] != '{' && rest[0] != ' ')) {
 			continue
 		}
 		fields := strings.Fields(line)

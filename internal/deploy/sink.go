@@ -12,19 +12,59 @@ import (
 )
 
 // Sink is where the Lightstep stand-in delivers: an OTLP receiver that
-// remembers every span it got, by span id, with its resource attributes.
+// remembers every span it got, by span id, with its resource's and its own
+// attributes as they arrived: lists, duplicates kept, so a test can count.
 type Sink struct {
 	GRPCAddr string
 
 	mu    sync.Mutex
-	spans map[pcommon.SpanID]map[string]any // span id -> resource attributes
+	spans map[pcommon.SpanID]Arrived
 	dups  int
+}
+
+// Arrived is one span as it reached the backend.
+type Arrived struct {
+	Resource Attributes
+	Span     Attributes
+}
+
+// Attributes is an attribute list in arrival order, repeated keys kept.
+type Attributes []KeyValue
+
+// KeyValue is one attribute entry.
+type KeyValue struct{ Key, Value string }
+
+// Values lists the values of every entry with key.
+func (a Attributes) Values(key string) []string {
+	var out []string
+	for _, kv := range a {
+		if kv.Key == key {
+			out = append(out, kv.Value)
+		}
+	}
+	return out
+}
+
+// One is the value of key when it occurs exactly once, "" otherwise.
+func (a Attributes) One(key string) string {
+	if v := a.Values(key); len(v) == 1 {
+		return v[0]
+	}
+	return ""
+}
+
+func listOf(m pcommon.Map) Attributes {
+	out := make(Attributes, 0, m.Len())
+	for k, v := range m.All() {
+		out = append(out, KeyValue{k, v.AsString()})
+	}
+	return out
 }
 
 // StartSink starts the sink on a loopback port.
 func StartSink(t T) *Sink {
 	t.Helper()
-	s := &Sink{spans: map[pcommon.SpanID]map[string]any{}}
+	s := &Sink{spans: map[pcommon.SpanID]Arrived{}}
 	next, err := consumer.NewTraces(s.consume)
 	if err != nil {
 		t.Fatalf("sink: %v", err)
@@ -38,7 +78,7 @@ func (s *Sink) consume(_ context.Context, td ptrace.Traces) error {
 	defer s.mu.Unlock()
 	for i := 0; i < td.ResourceSpans().Len(); i++ {
 		rs := td.ResourceSpans().At(i)
-		res := rs.Resource().Attributes().AsRaw()
+		res := listOf(rs.Resource().Attributes())
 		for j := 0; j < rs.ScopeSpans().Len(); j++ {
 			spans := rs.ScopeSpans().At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
@@ -46,24 +86,11 @@ func (s *Sink) consume(_ context.Context, td ptrace.Traces) error {
 				if _, seen := s.spans[id]; seen {
 					s.dups++
 				}
-				attrs := res
-				if forged, ok := spans.At(k).Attributes().Get("vault.entity.id"); ok {
-					attrs = copyWith(res, "span.vault.entity.id", forged.AsString())
-				}
-				s.spans[id] = attrs
+				s.spans[id] = Arrived{Resource: res, Span: listOf(spans.At(k).Attributes())}
 			}
 		}
 	}
 	return nil
-}
-
-func copyWith(m map[string]any, k string, v any) map[string]any {
-	out := make(map[string]any, len(m)+1)
-	for key, val := range m {
-		out[key] = val
-	}
-	out[k] = v
-	return out
 }
 
 // Count is the number of distinct spans received.
@@ -93,10 +120,10 @@ func (s *Sink) Missing(sent []pcommon.SpanID) []pcommon.SpanID {
 	return out
 }
 
-// Resource returns the resource attributes a span arrived with.
-func (s *Sink) Resource(id pcommon.SpanID) (map[string]any, bool) {
+// Span returns a span as it arrived.
+func (s *Sink) Span(id pcommon.SpanID) (Arrived, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	attrs, ok := s.spans[id]
-	return attrs, ok
+	a, ok := s.spans[id]
+	return a, ok
 }

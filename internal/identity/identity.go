@@ -1,87 +1,111 @@
 // Package identity is the Vault identity of a workload as the vaultauth
-// extension verifies it and the vaultidentity processor stamps it: the
-// attribute names, the value, and how it travels in client.Info.Auth.
+// extension verifies it and the vaultidentity processor stamps it: a set of
+// named attributes, how they travel in client.Info.Auth, and which keys are
+// reserved for it.
 package identity
 
-import "go.opentelemetry.io/collector/client"
+import (
+	"slices"
+	"strings"
+)
 
-// Attribute names, used both as client.Info.Auth keys (so contrib's
-// `from_context: auth.vault.entity.id` works too) and as telemetry attributes.
+// Attribute names every identity carries, used both as client.Info.Auth keys
+// (so contrib's `from_context: auth.vault.entity.id` works too) and as
+// telemetry attributes.
 const (
 	EntityID   = "vault.entity.id"
 	EntityName = "vault.entity.name"
 	Namespace  = "vault.namespace"
 	Policies   = "vault.policies"
-	Subject    = "subject" // = entity id, the name other authenticators use
+	Groups     = "vault.entity.groups"
+	// Tenant is the tenant a gateway routes the request's data to, when
+	// the extension is configured with tenants.
+	Tenant = "vault.tenant"
+	// MetadataPrefix starts the attributes that hold entity metadata:
+	// vault.entity.metadata.<key>.
+	MetadataPrefix = "vault.entity.metadata."
+	// Subject is the entity id under the name other authenticators use.
+	Subject = "subject"
 
-	// Prefix is what every attribute of ours starts with; the processor
-	// removes sender-written attributes with it.
+	// Prefix is what every identity attribute starts with. Keys equal to
+	// "vault" or starting with "vault.", in any letter case, are reserved:
+	// only the vaultidentity processor writes them (see IsReserved).
 	Prefix = "vault."
 )
 
 // RootNamespace is the namespace path of Vault's root namespace.
 const RootNamespace = "root"
 
-// Identity is one verified Vault identity. Values are plain strings (lists
-// joined with ","), as the Collector's auth-context consumers expect.
+// Attribute is one named value of an identity.
+type Attribute struct {
+	Key   string
+	Value string
+}
+
+// Identity is one verified Vault identity: the entity id, the namespace, and
+// whatever other attributes the configured rules filled. It is immutable
+// once built, so it is shared freely between requests and goroutines.
 type Identity struct {
-	EntityID   string
-	EntityName string
-	Namespace  string // namespace path; "root" for the root namespace
-	Policies   string // comma-separated; token lookup mode only
+	attrs []Attribute // entity id, namespace, then the rest by key; keys unique, values non-empty
+	names []string    // keys of attrs, then Subject (client.AuthData's names)
 }
 
-// Get returns the value of an attribute name ("" when unknown or empty).
-func (id *Identity) Get(name string) string {
-	switch name {
-	case EntityID, Subject:
-		return id.EntityID
-	case EntityName:
-		return id.EntityName
-	case Namespace:
-		return id.Namespace
-	case Policies:
-		return id.Policies
+// New builds an identity. Attributes with an empty value are left out; a
+// later duplicate of a key is ignored; extra keys that are not reserved
+// (see IsReserved) are left out, so nothing a rule fills can escape the
+// processor's scrub.
+func New(entityID, namespace string, extra ...Attribute) *Identity {
+	attrs := make([]Attribute, 0, 2+len(extra))
+	attrs = append(attrs, Attribute{EntityID, entityID}, Attribute{Namespace, namespace})
+	rest := make([]Attribute, 0, len(extra))
+	for _, a := range extra {
+		if a.Value == "" || !IsReserved(a.Key) || a.Key == EntityID || a.Key == Namespace ||
+			slices.ContainsFunc(rest, func(b Attribute) bool { return b.Key == a.Key }) {
+			continue
+		}
+		rest = append(rest, a)
 	}
-	return ""
-}
-
-// AuthData carries an Identity in client.Info.Auth.
-type AuthData struct{ Identity *Identity }
-
-var _ client.AuthData = AuthData{}
-
-var attributeNames = []string{EntityID, EntityName, Namespace, Policies, Subject}
-
-// GetAttribute returns the value of name as a string, or nil when it is unknown or empty.
-func (a AuthData) GetAttribute(name string) any {
-	if v := a.Identity.Get(name); v != "" {
-		return v
+	slices.SortFunc(rest, func(a, b Attribute) int { return strings.Compare(a.Key, b.Key) })
+	attrs = append(attrs, rest...)
+	if namespace == "" {
+		attrs = slices.Delete(attrs, 1, 2)
 	}
-	return nil
-}
-
-// GetAttributeNames lists the names GetAttribute answers.
-func (a AuthData) GetAttributeNames() []string { return attributeNames }
-
-// FromAuth returns the identity in an auth context: ours directly, or one
-// another authenticator put there, read through its string attributes.
-func FromAuth(auth client.AuthData) (*Identity, bool) {
-	switch a := auth.(type) {
-	case nil:
-		return nil, false
-	case AuthData:
-		return a.Identity, a.Identity != nil
+	names := make([]string, 0, len(attrs)+1)
+	for _, a := range attrs {
+		names = append(names, a.Key)
 	}
-	str := func(name string) string { s, _ := auth.GetAttribute(name).(string); return s }
-	id := &Identity{EntityID: str(EntityID), EntityName: str(EntityName), Namespace: str(Namespace), Policies: str(Policies)}
-	return id, id.EntityID != ""
+	return &Identity{attrs: attrs, names: append(names, Subject)}
 }
 
-// Provider is implemented by the vaultauth extension: the collector's own
-// Vault identity, for agents and sidecars (vaultidentity `from: extension`).
-type Provider interface {
-	// VaultIdentity returns the identity of the current login, or false
-	// before the first login has completed. It does no I/O.
-	VaultIdentity() (*Identity, bool)
+// EntityID is the Vault entity id ("" for an identity without one).
+func (id *Identity) EntityID() string { return id.attrs[0].Value }
+
+// Get returns the value of an attribute, and whether the identity has it.
+// Subject answers the entity id.
+func (id *Identity) Get(key string) (string, bool) {
+	if key == Subject {
+		key = EntityID
+	}
+	for i := range id.attrs {
+		if id.attrs[i].Key == key {
+			return id.attrs[i].Value, id.attrs[i].Value != ""
+		}
+	}
+	return "", false
+}
+
+// Attributes lists the attributes, entity id first. The slice is shared:
+// callers must not modify it.
+func (id *Identity) Attributes() []Attribute { return id.attrs }
+
+// IsReserved says whether key belongs to the identity: "vault", or a key
+// starting with "vault.", compared without regard to ASCII letter case
+// (Unicode case folding maps no other character onto these five letters).
+// It runs for every attribute of every item the processor sees: the first
+// byte rules out almost every key.
+func IsReserved(key string) bool {
+	if len(key) < 5 || key[0]|0x20 != 'v' || (len(key) > 5 && key[5] != '.') {
+		return false
+	}
+	return key[1]|0x20 == 'a' && key[2]|0x20 == 'u' && key[3]|0x20 == 'l' && key[4]|0x20 == 't'
 }

@@ -6,26 +6,29 @@ import (
 	"time"
 )
 
-// backoff is a capped exponential backoff with full jitter. Not safe for
-// concurrent use: each retry loop owns one.
-type backoff struct {
+// Backoff is a capped exponential backoff with equal jitter: each wait is
+// between half and all of the current interval, so retries spread out but
+// never come sooner than half the interval. Not safe for concurrent use:
+// each retry loop owns one.
+type Backoff struct {
 	cfg  RetryConfig
 	next time.Duration
 }
 
-func newBackoff(cfg RetryConfig) *backoff { return &backoff{cfg: cfg, next: cfg.InitialInterval} }
+// NewBackoff starts at cfg.InitialInterval.
+func NewBackoff(cfg RetryConfig) *Backoff { return &Backoff{cfg: cfg, next: cfg.InitialInterval} }
 
-// delay returns the next interval, jittered, and grows the one after it.
-func (b *backoff) delay() time.Duration {
+// Delay returns the next interval, jittered, and grows the one after it.
+func (b *Backoff) Delay() time.Duration {
 	d := b.next/2 + rand.N(b.next/2+1)
 	b.next = min(b.next*2, b.cfg.MaxInterval)
 	return d
 }
 
-// wait sleeps for the next interval (or until ctx ends) and reports whether
+// Wait sleeps for the next interval (or until ctx ends) and reports whether
 // ctx is still alive.
-func (b *backoff) wait(ctx context.Context) bool {
-	t := time.NewTimer(b.delay())
+func (b *Backoff) Wait(ctx context.Context) bool {
+	t := time.NewTimer(b.Delay())
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -35,4 +38,5 @@ func (b *backoff) wait(ctx context.Context) bool {
 	}
 }
 
-func (b *backoff) reset() { b.next = b.cfg.InitialInterval }
+// Reset starts over at the initial interval.
+func (b *Backoff) Reset() { b.next = b.cfg.InitialInterval }

@@ -10,13 +10,19 @@ import (
 	"go.opentelemetry.io/collector/config/configtls"
 )
 
+// Each block has its own Validate, so the Collector's config walk
+// (confmap.Validate) prefixes every error with the key path, e.g.
+// "vault::retry::max_interval: ...".
+
 // VaultConfig says where Vault is and how to talk to it (the `vault:` block).
 type VaultConfig struct {
 	// Address of the Vault server. Default: $VAULT_ADDR.
 	Address string `mapstructure:"address"`
 	// Namespace sent as X-Vault-Namespace (Enterprise). Default: $VAULT_NAMESPACE.
 	Namespace string `mapstructure:"namespace"`
-	// TLS settings for the connection to Vault.
+	// TLS settings for the connection to Vault; fields left unset come from
+	// VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY,
+	// VAULT_SKIP_VERIFY and VAULT_TLS_SERVER_NAME, as with Vault's CLI.
 	TLS TLSConfig `mapstructure:"tls"`
 	// Timeout of one Vault request.
 	Timeout time.Duration `mapstructure:"timeout"`
@@ -48,6 +54,9 @@ const (
 	MethodAppRole    = "approle"
 	MethodKubernetes = "kubernetes"
 	MethodJWT        = "jwt"
+	// MethodAgent sends no token: a Vault Agent or Vault Proxy at
+	// vault.address, with use_auto_auth_token, adds its own.
+	MethodAgent = "agent"
 )
 
 // DefaultKubernetesJWTFile is where Kubernetes mounts the service account token.
@@ -68,6 +77,9 @@ type AuthConfig struct {
 	RoleIDFile   string              `mapstructure:"role_id_file"`
 	SecretID     configopaque.String `mapstructure:"secret_id"`
 	SecretIDFile string              `mapstructure:"secret_id_file"`
+	// SecretIDWrapped says secret_id (or secret_id_file) holds a
+	// response-wrapping token of the secret id, unwrapped at login.
+	SecretIDWrapped bool `mapstructure:"secret_id_wrapped"`
 
 	Role    string `mapstructure:"role"`
 	JWTFile string `mapstructure:"jwt_file"`
@@ -106,10 +118,8 @@ func (c VaultConfig) ResolvedNamespace() string {
 	return os.Getenv("VAULT_NAMESPACE")
 }
 
-// Check checks the `vault:` block; errors name the key, prefixed with prefix
-// (e.g. "vault."). It is not named Validate so the collector's config walk
-// does not report each problem twice: the component's Validate calls it.
-func (c VaultConfig) Check(prefix string) error {
+// Validate checks the `vault:` block (its tls and retry blocks validate themselves).
+func (c *VaultConfig) Validate() error {
 	var errs []error
 	if c.ResolvedAddress() == "" {
 		errs = append(errs, errors.New("address: required (or set VAULT_ADDR)"))
@@ -117,23 +127,30 @@ func (c VaultConfig) Check(prefix string) error {
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout: must be positive, got %s", c.Timeout))
 	}
-	if c.Retry.InitialInterval <= 0 {
-		errs = append(errs, fmt.Errorf("retry.initial_interval: must be positive, got %s", c.Retry.InitialInterval))
-	}
-	if c.Retry.MaxInterval < c.Retry.InitialInterval {
-		errs = append(errs, fmt.Errorf("retry.max_interval: must be at least retry.initial_interval, got %s", c.Retry.MaxInterval))
-	}
-	return prefixed(prefix, errs)
+	return errors.Join(errs...)
 }
 
-// Check checks the `auth:` block like VaultConfig.Check.
-func (c AuthConfig) Check(prefix string) error {
+// Validate checks the `retry:` block.
+func (c *RetryConfig) Validate() error {
+	var errs []error
+	if c.InitialInterval <= 0 {
+		errs = append(errs, fmt.Errorf("initial_interval: must be positive, got %s", c.InitialInterval))
+	}
+	if c.MaxInterval < c.InitialInterval {
+		errs = append(errs, fmt.Errorf("max_interval: must be at least initial_interval, got %s", c.MaxInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the `auth:` block.
+func (c *AuthConfig) Validate() error {
 	var errs []error
 	switch c.Method {
 	case MethodToken:
 		switch {
 		case c.Token == "" && c.TokenFile == "":
-			errs = append(errs, errors.New("token: one of token or token_file is required with method token"))
+			errs = append(errs, errors.New("token: one of token or token_file is required with method token "+
+				"(behind a Vault Agent or Proxy with use_auto_auth_token, use method agent)"))
 		case c.Token != "" && c.TokenFile != "":
 			errs = append(errs, errors.New("token_file: set token or token_file, not both"))
 		}
@@ -154,10 +171,17 @@ func (c AuthConfig) Check(prefix string) error {
 		if c.JWTFile == "" {
 			errs = append(errs, errors.New("jwt_file: required with method jwt"))
 		}
+	case MethodAgent:
+		if c.Token != "" || c.TokenFile != "" {
+			errs = append(errs, errors.New("token: not used with method agent (the agent adds its own token)"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("method: unknown %q (want token, approle, kubernetes or jwt)", c.Method))
+		errs = append(errs, fmt.Errorf("method: unknown %q (want token, approle, kubernetes, jwt or agent)", c.Method))
 	}
-	return prefixed(prefix, errs)
+	if c.SecretIDWrapped && c.Method != MethodAppRole {
+		errs = append(errs, errors.New("secret_id_wrapped: only used with method approle"))
+	}
+	return errors.Join(errs...)
 }
 
 // ResolvedMountPath is MountPath, or the method's name.
@@ -176,15 +200,4 @@ func exactlyOne(a string, hasA bool, b string, hasB bool) error {
 		return fmt.Errorf("%s: one of %s or %s is required", a, a, b)
 	}
 	return nil
-}
-
-// prefixed joins errs, each prefixed with the key path of its block.
-func prefixed(prefix string, errs []error) error {
-	var out []error
-	for _, err := range errs {
-		if err != nil {
-			out = append(out, fmt.Errorf("%s%w", prefix, err))
-		}
-	}
-	return errors.Join(out...)
 }

@@ -6,50 +6,75 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
 	"github.com/hashicorp/vault/api/auth/kubernetes"
 )
 
-// login performs one login with the configured method and returns the new
-// token in Secret.Auth. It works on a copy of base (headers kept, for the
-// namespace), so requests in flight keep the current token until the caller
-// swaps it. For the token method it looks the token up instead, so that its
-// TTL and renewability are known.
-func login(ctx context.Context, base *api.Client, cfg AuthConfig) (*api.Secret, error) {
+// loginResult is what one login yields: the token and what is known about
+// it without another call.
+type loginResult struct {
+	token     string // "" for method agent: the agent adds its own
+	renewable bool
+	ttl       time.Duration
+	entityID  string
+	policies  []string // token and identity policies
+	namespace string   // namespace path ("" for the root namespace)
+	auth      *api.Secret
+}
+
+// login performs one login with the configured method. It works on a copy
+// of base (headers kept, for the namespace), so requests in flight keep the
+// current token until the caller swaps it. The token method (and agent)
+// look the token up instead, so that its TTL, renewability and entity are
+// known.
+func login(ctx context.Context, base *api.Client, cfg AuthConfig) (loginResult, error) {
 	client, err := base.CloneWithHeaders()
 	if err != nil {
-		return nil, err
+		return loginResult{}, err
 	}
 	client.ClearToken()
 	mount := cfg.ResolvedMountPath()
 	var method api.AuthMethod
 	switch cfg.Method {
-	case MethodToken:
+	case MethodToken, MethodAgent:
 		token := string(cfg.Token)
 		if cfg.TokenFile != "" {
 			if token, err = readTrimmed(cfg.TokenFile); err != nil {
-				return nil, fmt.Errorf("auth.token_file: %w", err)
+				return loginResult{}, fmt.Errorf("auth.token_file: %w", err)
 			}
 		}
-		client.SetToken(token)
+		if token != "" {
+			client.SetToken(token)
+		}
 		sec, err := client.Auth().Token().LookupSelfWithContext(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("token lookup-self: %w", err)
+			return loginResult{}, fmt.Errorf("token lookup-self: %w", err)
 		}
-		return tokenSecret(sec, token)
+		return fromLookup(sec, token)
 	case MethodAppRole:
 		roleID := string(cfg.RoleID)
 		if cfg.RoleIDFile != "" {
 			if roleID, err = readTrimmed(cfg.RoleIDFile); err != nil {
-				return nil, fmt.Errorf("auth.role_id_file: %w", err)
+				return loginResult{}, fmt.Errorf("auth.role_id_file: %w", err)
 			}
 		}
-		secretID := &approle.SecretID{FromString: string(cfg.SecretID), FromFile: cfg.SecretIDFile}
-		m, err := approle.NewAppRoleAuth(roleID, secretID, approle.WithMountPath(mount))
+		secretID := string(cfg.SecretID)
+		if cfg.SecretIDFile != "" {
+			if secretID, err = readTrimmed(cfg.SecretIDFile); err != nil {
+				return loginResult{}, fmt.Errorf("auth.secret_id_file: %w", err)
+			}
+		}
+		if cfg.SecretIDWrapped {
+			if secretID, err = unwrapSecretID(ctx, base, secretID); err != nil {
+				return loginResult{}, err
+			}
+		}
+		m, err := approle.NewAppRoleAuth(roleID, &approle.SecretID{FromString: secretID}, approle.WithMountPath(mount))
 		if err != nil {
-			return nil, fmt.Errorf("approle: %w", err)
+			return loginResult{}, fmt.Errorf("approle: %w", err)
 		}
 		method = m
 	case MethodKubernetes:
@@ -60,42 +85,67 @@ func login(ctx context.Context, base *api.Client, cfg AuthConfig) (*api.Secret, 
 		m, err := kubernetes.NewKubernetesAuth(cfg.Role,
 			kubernetes.WithMountPath(mount), kubernetes.WithServiceAccountTokenPath(jwtFile))
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes: %w", err)
+			return loginResult{}, fmt.Errorf("kubernetes: %w", err)
 		}
 		method = m
 	case MethodJWT:
 		method = jwtAuth{mount: mount, role: cfg.Role, file: cfg.JWTFile}
 	default:
-		return nil, fmt.Errorf("auth.method: unknown %q", cfg.Method)
+		return loginResult{}, fmt.Errorf("auth.method: unknown %q", cfg.Method)
 	}
 	sec, err := client.Auth().Login(ctx, method)
 	if err != nil {
-		return nil, fmt.Errorf("%s login at auth/%s: %w", cfg.Method, mount, err)
+		return loginResult{}, fmt.Errorf("%s login at auth/%s: %w", cfg.Method, mount, err)
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
-		return nil, fmt.Errorf("%s login at auth/%s: no token in response", cfg.Method, mount)
+		return loginResult{}, fmt.Errorf("%s login at auth/%s: no token in response", cfg.Method, mount)
 	}
-	return sec, nil
+	a := sec.Auth
+	return loginResult{
+		token: a.ClientToken, renewable: a.Renewable, ttl: ttlOf(a.LeaseDuration), entityID: a.EntityID,
+		policies: union(a.TokenPolicies, a.IdentityPolicies), auth: sec,
+	}, nil
 }
 
-// tokenSecret turns a lookup-self answer into the shape LifetimeWatcher
-// renews (an Auth block).
-func tokenSecret(lookup *api.Secret, token string) (*api.Secret, error) {
-	if lookup == nil {
-		return nil, errors.New("token lookup-self: empty response")
+// fromLookup reads a lookup-self answer.
+func fromLookup(sec *api.Secret, token string) (loginResult, error) {
+	if sec == nil || sec.Data == nil {
+		return loginResult{}, errors.New("token lookup-self: empty response")
 	}
-	ttl, err := lookup.TokenTTL()
+	ttl, err := sec.TokenTTL()
 	if err != nil {
-		return nil, fmt.Errorf("token lookup-self: %w", err)
+		return loginResult{}, fmt.Errorf("token lookup-self: %w", err)
 	}
-	renewable, _ := lookup.TokenIsRenewable()
-	entityID, _ := lookup.Data["entity_id"].(string)
-	return &api.Secret{Auth: &api.SecretAuth{
-		ClientToken:   token,
-		Renewable:     renewable,
-		LeaseDuration: int(ttl.Seconds()),
-		EntityID:      entityID,
-	}}, nil
+	renewable, _ := sec.TokenIsRenewable()
+	r := loginResult{
+		token: token, renewable: renewable, ttl: ttl,
+		entityID:  str(sec.Data["entity_id"]),
+		policies:  union(stringList(sec.Data["policies"]), stringList(sec.Data["identity_policies"])),
+		namespace: str(sec.Data["namespace_path"]),
+	}
+	if token != "" {
+		// The shape LifetimeWatcher renews.
+		r.auth = &api.Secret{Auth: &api.SecretAuth{ClientToken: token, Renewable: renewable, LeaseDuration: int(ttl.Seconds())}}
+	}
+	return r, nil
+}
+
+// unwrapSecretID unwraps a response-wrapped AppRole secret id (single use:
+// whoever delivers it writes a new one for the next login).
+func unwrapSecretID(ctx context.Context, base *api.Client, wrappingToken string) (string, error) {
+	c, err := base.CloneWithHeaders()
+	if err != nil {
+		return "", err
+	}
+	c.SetToken(wrappingToken)
+	sec, err := c.Logical().UnwrapWithContext(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("auth.secret_id_wrapped: unwrap: %w", err)
+	}
+	if sec == nil || str(sec.Data["secret_id"]) == "" {
+		return "", errors.New("auth.secret_id_wrapped: the wrapped response holds no secret_id")
+	}
+	return str(sec.Data["secret_id"]), nil
 }
 
 // jwtAuth logs in with a JWT read from a file at every login, so a rotated
@@ -122,4 +172,41 @@ func readTrimmed(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
+}
+
+// ttlOf is a lease duration in seconds; 0 for none (a root token).
+func ttlOf(seconds int) time.Duration {
+	if seconds <= 0 {
+		return 0
+	}
+	return lifetime(seconds)
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+// stringList reads a JSON list of strings.
+func stringList(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// union lists a then the elements of b not in a, without duplicates.
+func union(a, b []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, list := range [][]string{a, b} {
+		for _, s := range list {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }

@@ -30,8 +30,8 @@ type SecretConfig struct {
 	_ struct{}
 }
 
-// Check checks the block like VaultConfig.Check.
-func (c SecretConfig) Check(prefix string) error {
+// Validate checks the `secret:` block.
+func (c *SecretConfig) Validate() error {
 	var errs []error
 	if strings.Trim(c.Path, "/") == "" {
 		errs = append(errs, errors.New("path: required"))
@@ -39,7 +39,7 @@ func (c SecretConfig) Check(prefix string) error {
 	if c.Key == "" {
 		errs = append(errs, errors.New("key: required"))
 	}
-	return prefixed(prefix, errs)
+	return errors.Join(errs...)
 }
 
 // Value is one read of the secret's field.
@@ -47,6 +47,7 @@ type Value struct {
 	Data    string    // the field's value: never log it
 	Version int       // KV v2 version, 0 for other engines
 	Expires time.Time // end of the lease; zero when the value does not expire
+	Created time.Time // when the KV v2 version was written; zero for other engines
 }
 
 // forcedRefreshEvery limits RefreshNow, so a backend rejecting every request
@@ -58,7 +59,8 @@ const forcedRefreshEvery = 10 * time.Second
 // are re-read at two thirds of their lease, and a read that fails keeps the
 // last good value until its lease really ends.
 type SecretWatcher struct {
-	session  *Session
+	vault    Vault
+	retry    RetryConfig
 	cfg      SecretConfig
 	path     string
 	interval time.Duration
@@ -72,9 +74,10 @@ type SecretWatcher struct {
 
 // NewSecretWatcher prepares a watcher; Run does the work. onChange is called
 // from Run's goroutine.
-func NewSecretWatcher(session *Session, cfg SecretConfig, interval time.Duration, logger *zap.Logger, report Reporter, onChange func(Value)) *SecretWatcher {
+func NewSecretWatcher(vault Vault, retry RetryConfig, cfg SecretConfig, interval time.Duration, logger *zap.Logger, report Reporter, onChange func(Value)) *SecretWatcher {
 	return &SecretWatcher{
-		session:  session,
+		vault:    vault,
+		retry:    retry,
 		cfg:      cfg,
 		path:     strings.Trim(cfg.Path, "/"),
 		interval: interval,
@@ -104,12 +107,12 @@ func (w *SecretWatcher) Run(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 		return
-	case <-w.session.LoggedIn():
+	case <-w.vault.LoggedIn():
 	}
 	var (
 		current Value
 		kv2     bool
-		b       = newBackoff(w.session.retry)
+		b       = NewBackoff(w.retry)
 		expiry  = time.NewTimer(time.Hour)
 	)
 	expiry.Stop()
@@ -121,12 +124,12 @@ func (w *SecretWatcher) Run(ctx context.Context) {
 			v, isKV2, err := w.read(ctx)
 			if err != nil {
 				w.failed(err)
-				if !w.sleep(ctx, b.delay(), expiry, &current) {
+				if !w.sleep(ctx, b.Delay(), expiry, &current) {
 					return
 				}
 				continue
 			}
-			b.reset()
+			b.Reset()
 			w.state.ok()
 			kv2 = isKV2
 			if v != current {
@@ -201,7 +204,7 @@ func (w *SecretWatcher) nextRead(v Value) time.Duration {
 
 func (w *SecretWatcher) failed(err error) {
 	if isStatus(err, http.StatusForbidden) {
-		w.session.RequestLogin() // the token may have been revoked
+		w.vault.RequestLogin() // the token may have been revoked
 	}
 	w.state.failed(err)
 }
@@ -210,9 +213,12 @@ func (w *SecretWatcher) failed(err error) {
 // key, never the value.
 func (w *SecretWatcher) read(ctx context.Context) (Value, bool, error) {
 	readAt := time.Now()
-	sec, err := w.session.Client().Logical().ReadWithContext(ctx, w.path)
+	sec, err := w.vault.ReadWithContext(ctx, w.path)
 	if err != nil {
 		return Value{}, false, fmt.Errorf("read %s: %w", w.path, err)
+	}
+	if hint := kv2PathHint(sec, w.path); hint != "" {
+		return Value{}, false, fmt.Errorf("read %s: %s", w.path, hint)
 	}
 	v, kv2, err := decodeSecret(sec, w.cfg, readAt)
 	if err != nil {
@@ -235,6 +241,9 @@ func decodeSecret(sec *api.Secret, cfg SecretConfig, readAt time.Time) (Value, b
 		if _, hasData := data["data"]; hasData {
 			kv2 = true
 			v.Version = jsonInt(meta["version"])
+			if created, ok := meta["created_time"].(string); ok {
+				v.Created, _ = time.Parse(time.RFC3339Nano, created)
+			}
 			inner, ok := data["data"].(map[string]any)
 			if !ok {
 				return Value{}, kv2, fmt.Errorf("version %d has no data (deleted or destroyed)", v.Version)
@@ -262,6 +271,23 @@ func decodeSecret(sec *api.Secret, cfg SecretConfig, readAt time.Time) (Value, b
 	return v, kv2, nil
 }
 
+// kv2PathHint explains Vault's answer to a KV v2 path read without /data/:
+// a 404 whose only content is a warning, which the API client returns as a
+// secret without data (and which would otherwise surface as "no key").
+func kv2PathHint(sec *api.Secret, path string) string {
+	if sec == nil || sec.Data != nil {
+		return ""
+	}
+	for _, w := range sec.Warnings {
+		if strings.Contains(w, "Invalid path for a versioned K/V secrets engine") {
+			mount, rest, _ := strings.Cut(path, "/")
+			return fmt.Sprintf("this is a KV v2 mount: its API path needs /data/ after the mount, e.g. %s/data/%s "+
+				"(and %s/metadata/%s for version checks)", mount, rest, mount, rest)
+		}
+	}
+	return ""
+}
+
 var errVersionDeleted = errors.New("the current version was deleted or destroyed; sending the last good value")
 
 // currentVersion reads the KV v2 metadata of the secret: its current
@@ -272,7 +298,7 @@ func (w *SecretWatcher) currentVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("%s is not a KV v2 data path", w.path)
 	}
 	p := mount + "/metadata/" + rest
-	sec, err := w.session.Client().Logical().ReadWithContext(ctx, p)
+	sec, err := w.vault.ReadWithContext(ctx, p)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", p, err)
 	}

@@ -72,9 +72,9 @@ func runWatcherFor(t *testing.T, addr string, secret SecretConfig, interval time
 	logger := zap.New(core)
 	auth := DefaultAuthConfig()
 	auth.Token = "t"
-	session := NewSession(client, auth, cfg.Retry, logger, nil)
+	session := NewSession(client, auth, cfg, logger, nil)
 	got := &values{}
-	w := NewSecretWatcher(session, secret, interval, logger, nil, got.add)
+	w := NewSecretWatcher(session, cfg.Retry, secret, interval, logger, nil, got.add)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)

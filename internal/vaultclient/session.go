@@ -9,44 +9,58 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
-
-	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 )
 
 // Session keeps a Vault client logged in: it logs in with the configured
 // method, renews the token with api.LifetimeWatcher, and logs in again (with
 // backoff) when renewal ends, when asked to (a request saw 403), or when the
-// token file changes.
+// token file changes. It implements Vault, the seam the components use.
 type Session struct {
-	client *api.Client
-	cfg    AuthConfig
-	retry  RetryConfig
-	state  *stateLog
-	logger *zap.Logger
+	client    *api.Client
+	cfg       AuthConfig
+	retry     RetryConfig
+	timeout   time.Duration
+	namespace string // configured namespace path, for this collector's identity
+	state     *stateLog
+	logger    *zap.Logger
 
 	reauth   chan struct{}
 	loggedIn chan struct{} // closed after the first successful login
 	once     sync.Once
 
-	self atomic.Pointer[identity.Identity] // set by resolveIdentity after each login
+	current atomic.Pointer[loginResult] // the login in use
+	expires atomic.Int64                // unix nanos when the token expires; 0 if never (root) or unknown
+	self    *selfIdentity
 }
+
+var _ Vault = (*Session)(nil)
 
 // NewSession prepares a session; Run does the work.
-func NewSession(client *api.Client, cfg AuthConfig, retry RetryConfig, logger *zap.Logger, report Reporter) *Session {
-	return &Session{
-		client:   client,
-		cfg:      cfg,
-		retry:    retry,
-		logger:   logger,
-		state:    newStateLog("login", logger, report),
-		reauth:   make(chan struct{}, 1),
-		loggedIn: make(chan struct{}),
+func NewSession(client *api.Client, cfg AuthConfig, vault VaultConfig, logger *zap.Logger, report Reporter) *Session {
+	s := &Session{
+		client:    client,
+		cfg:       cfg,
+		retry:     vault.Retry,
+		timeout:   vault.Timeout,
+		namespace: vault.ResolvedNamespace(),
+		logger:    logger,
+		state:     newStateLog("login", logger, report),
+		reauth:    make(chan struct{}, 1),
+		loggedIn:  make(chan struct{}),
 	}
+	s.self = newSelfIdentity(s)
+	return s
 }
 
-// Client is the logged-in client; its token changes under it as the session
-// renews and logs in again. Safe for concurrent use.
-func (s *Session) Client() *api.Client { return s.client }
+// ReadWithContext reads a path with the session's token (Logical).
+func (s *Session) ReadWithContext(ctx context.Context, path string) (*api.Secret, error) {
+	return s.client.Logical().ReadWithContext(ctx, path)
+}
+
+// WriteWithContext writes a path with the session's token (Logical).
+func (s *Session) WriteWithContext(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {
+	return s.client.Logical().WriteWithContext(ctx, path, data)
+}
 
 // LoggedIn is closed once the first login has succeeded.
 func (s *Session) LoggedIn() <-chan struct{} { return s.loggedIn }
@@ -61,49 +75,78 @@ func (s *Session) RequestLogin() {
 	}
 }
 
+// TokenExpiry is when the token in use expires (zero when it does not, or
+// before the first login). No I/O.
+func (s *Session) TokenExpiry() time.Time {
+	if n := s.expires.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
 // Run logs in and keeps the token valid until ctx ends.
 func (s *Session) Run(ctx context.Context) {
-	b := newBackoff(s.retry)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.self.run(ctx) }()
+
+	b := NewBackoff(s.retry)
 	for ctx.Err() == nil {
-		sec, err := login(ctx, s.client, s.cfg)
+		res, err := login(ctx, s.client, s.cfg)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			s.state.failed(err)
-			b.wait(ctx)
+			b.Wait(ctx)
 			continue
 		}
-		b.reset()
-		s.client.SetToken(sec.Auth.ClientToken)
-		s.resolveIdentity(ctx)
+		b.Reset()
+		if res.token != "" {
+			s.client.SetToken(res.token)
+		}
+		s.setLogin(&res)
 		s.state.ok()
 		s.once.Do(func() { close(s.loggedIn) })
 		s.logger.Debug("Vault login succeeded",
-			zap.String("method", s.cfg.Method),
-			zap.Duration("ttl", time.Duration(sec.Auth.LeaseDuration)*time.Second),
-			zap.Bool("renewable", sec.Auth.Renewable))
+			zap.String("method", s.cfg.Method), zap.Duration("ttl", res.ttl), zap.Bool("renewable", res.renewable))
 
-		s.keepAlive(ctx, sec)
+		s.keepAlive(ctx, &res)
 	}
 }
 
+func (s *Session) setLogin(res *loginResult) {
+	s.current.Store(res)
+	s.setExpiry(res.ttl)
+	s.self.loggedIn(res)
+}
+
+func (s *Session) setExpiry(ttl time.Duration) {
+	if ttl <= 0 {
+		s.expires.Store(0)
+		return
+	}
+	s.expires.Store(time.Now().Add(ttl).UnixNano())
+}
+
 // keepAlive returns when the token must be replaced (or ctx ends).
-func (s *Session) keepAlive(ctx context.Context, sec *api.Secret) {
+func (s *Session) keepAlive(ctx context.Context, res *loginResult) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var changed <-chan struct{}
 	if s.cfg.TokenFile != "" {
-		changed = watchFile(ctx, s.cfg.TokenFile, sec.Auth.ClientToken, s.cfg.TokenFilePollInterval)
+		changed = watchFile(ctx, s.cfg.TokenFile, res.token, s.cfg.TokenFilePollInterval)
 	}
-	// A token file is renewed by whoever writes it (Vault Agent); a token
-	// that is not renewable or has no TTL (root) needs no renewal.
+	// A token file is renewed by whoever writes it (Vault Agent), as is an
+	// agent's own token; a token that is not renewable or has no TTL (root)
+	// needs no renewal.
 	var (
 		done    <-chan error
 		renewed <-chan *api.RenewOutput
 	)
-	if s.cfg.TokenFile == "" && sec.Auth.Renewable && sec.Auth.LeaseDuration > 0 {
-		w, err := s.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: sec})
+	if s.cfg.TokenFile == "" && res.auth != nil && res.renewable && res.ttl > 0 && res.ttl < maxLifetime {
+		w, err := s.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: res.auth})
 		if err == nil {
 			go w.Start()
 			defer w.Stop()
@@ -116,13 +159,17 @@ func (s *Session) keepAlive(ctx context.Context, sec *api.Secret) {
 			return
 		case r := <-renewed:
 			if r.Secret != nil && r.Secret.Auth != nil {
-				s.logger.Debug("Vault token renewed",
-					zap.Duration("ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second))
+				ttl := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
+				s.setExpiry(ttl)
+				s.logger.Debug("Vault token renewed", zap.Duration("ttl", ttl))
 			}
 		case <-changed:
 			s.logger.Info("Vault token file changed; using the new token", zap.String("token_file", s.cfg.TokenFile))
 			return
 		case <-s.reauth:
+			if s.cfg.Method == MethodAgent {
+				continue // the agent owns the token: nothing to log in with
+			}
 			// Debug: a policy that keeps refusing would repeat this at every retry.
 			s.logger.Debug("Vault rejected the current token; logging in again")
 			return

@@ -22,8 +22,10 @@ type CountingProxy struct {
 	down     atomic.Bool
 	inFlight atomic.Int64
 
-	mu     sync.Mutex
-	counts map[string]int
+	mu         sync.Mutex
+	counts     map[string]int
+	tokens     map[string]bool // X-Vault-Token values seen
+	pathDelays map[string]time.Duration
 }
 
 // NewCountingProxy forwards a new loopback port to the server until the test ends.
@@ -33,7 +35,7 @@ func NewCountingProxy(t T, s *Server) *CountingProxy {
 	if err != nil {
 		t.Fatalf("proxy target: %v", err)
 	}
-	p := &CountingProxy{counts: map[string]int{}}
+	p := &CountingProxy{counts: map[string]int{}, tokens: map[string]bool{}, pathDelays: map[string]time.Duration{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.down.Load() {
@@ -48,11 +50,21 @@ func NewCountingProxy(t T, s *Server) *CountingProxy {
 			return
 		}
 		p.mu.Lock()
-		p.counts[strings.TrimPrefix(r.URL.Path, "/v1/")]++
+		path := strings.TrimPrefix(r.URL.Path, "/v1/")
+		p.counts[path]++
+		if tok := r.Header.Get("X-Vault-Token"); tok != "" {
+			p.tokens[tok] = true
+		}
+		d := time.Duration(p.delay.Load())
+		for prefix, pd := range p.pathDelays {
+			if strings.HasPrefix(path, prefix) {
+				d = max(d, pd)
+			}
+		}
 		p.mu.Unlock()
 		p.inFlight.Add(1)
 		defer p.inFlight.Add(-1)
-		if d := time.Duration(p.delay.Load()); d > 0 {
+		if d > 0 {
 			select {
 			case <-time.After(d):
 			case <-r.Context().Done():
@@ -73,8 +85,27 @@ func (p *CountingProxy) Count(path string) int {
 	return p.counts[path]
 }
 
+// Tokens returns every Vault token clients sent through the proxy: what a
+// test checks never leaks.
+func (p *CountingProxy) Tokens() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.tokens))
+	for tok := range p.tokens {
+		out = append(out, tok)
+	}
+	return out
+}
+
 // SetDelay makes every request wait d before it is forwarded.
 func (p *CountingProxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// SetPathDelay makes requests to API paths starting with prefix wait d.
+func (p *CountingProxy) SetPathDelay(prefix string, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pathDelays[prefix] = d
+}
 
 // SetDown cuts the server off (true) or restores it (false).
 func (p *CountingProxy) SetDown(down bool) { p.down.Store(down) }

@@ -41,10 +41,25 @@ func (s *Signer) PublicPEM(t T) string {
 // Sign returns an RS256 JWT with the given claims.
 func (s *Signer) Sign(t T, claims map[string]any) string {
 	t.Helper()
-	signingInput := encodeSegment(t, map[string]any{"alg": "RS256", "typ": "JWT", "kid": s.KID}) +
+	return s.SignAs(t, "RS256", s.KID, claims)
+}
+
+// SignAs returns a JWT signed with alg (RS256 or PS256) under key id kid.
+func (s *Signer) SignAs(t T, alg, kid string, claims map[string]any) string {
+	t.Helper()
+	signingInput := encodeSegment(t, map[string]any{"alg": alg, "typ": "JWT", "kid": kid}) +
 		"." + encodeSegment(t, claims)
 	sum := sha256.Sum256([]byte(signingInput))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, s.Key, crypto.SHA256, sum[:])
+	var sig []byte
+	var err error
+	switch alg {
+	case "RS256":
+		sig, err = rsa.SignPKCS1v15(rand.Reader, s.Key, crypto.SHA256, sum[:])
+	case "PS256":
+		sig, err = rsa.SignPSS(rand.Reader, s.Key, crypto.SHA256, sum[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	default:
+		t.Fatalf("sign: unsupported alg %s", alg)
+	}
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}

@@ -79,6 +79,7 @@ type Workload struct {
 	Name     string // the user name and the entity name
 	EntityID string
 	Token    string // a Vault token logged in as this workload
+	Password string // its userpass password, for more logins
 }
 
 // UserpassWorkload creates entity name, a userpass user of the same name
@@ -105,7 +106,13 @@ func (s *Server) UserpassWorkload(t T, name string, policies ...string) Workload
 	if login.Auth.EntityID != entityID {
 		t.Fatalf("userpass login for %s got entity %q, want %q", name, login.Auth.EntityID, entityID)
 	}
-	return Workload{Name: name, EntityID: entityID, Token: login.Auth.ClientToken}
+	return Workload{Name: name, EntityID: entityID, Token: login.Auth.ClientToken, Password: password}
+}
+
+// Login logs the workload in again: a new token of the same entity.
+func (s *Server) Login(t T, w Workload) string {
+	t.Helper()
+	return s.Write(t, "auth/userpass/login/"+w.Name, map[string]any{"password": w.Password}).Auth.ClientToken
 }
 
 // ClientWithToken returns a client for this server that uses token.

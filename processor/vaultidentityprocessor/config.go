@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.opentelemetry.io/collector/component"
 
@@ -24,13 +25,13 @@ const (
 
 // What happens to data without an identity.
 const (
-	OnMissingPass   = "pass"   // forward it (forged vault.* attributes still removed)
-	OnMissingDrop   = "drop"   // drop it silently
-	OnMissingReject = "reject" // return an error to the sender
+	// OnMissingReject refuses it: a permanent error with from: auth (the
+	// request carried no verified identity), a retryable one with from:
+	// extension (this collector's own identity is not known yet). Default.
+	OnMissingReject = "reject"
+	OnMissingDrop   = "drop" // drop it silently
+	OnMissingPass   = "pass" // forward it unstamped (forged vault.* attributes still removed)
 )
-
-// Attributes that can be stamped.
-var stampable = []string{identity.EntityID, identity.EntityName, identity.Namespace, identity.Policies}
 
 // Config is the vaultidentity processor's configuration.
 type Config struct {
@@ -40,9 +41,12 @@ type Config struct {
 	Extension component.ID `mapstructure:"extension"`
 	// Level is resource or span.
 	Level string `mapstructure:"level"`
-	// Attributes stamped, from vault.entity.id, vault.entity.name, vault.namespace, vault.policies.
+	// Attributes are the identity attributes stamped, each a vault.* name
+	// the identity may carry (vault.entity.id, vault.entity.name,
+	// vault.namespace, vault.policies, vault.entity.groups,
+	// vault.entity.metadata.<key>, ...). Those the identity lacks are left out.
 	Attributes []string `mapstructure:"attributes"`
-	// OnMissing is pass, drop or reject.
+	// OnMissing is reject, drop or pass.
 	OnMissing string `mapstructure:"on_missing"`
 
 	_ struct{}
@@ -53,7 +57,7 @@ func createDefaultConfig() component.Config {
 		From:       FromAuth,
 		Level:      LevelResource,
 		Attributes: []string{identity.EntityID, identity.EntityName, identity.Namespace},
-		OnMissing:  OnMissingPass,
+		OnMissing:  OnMissingReject,
 	}
 }
 
@@ -75,20 +79,24 @@ func (c *Config) Validate() error {
 	if c.Level != LevelResource && c.Level != LevelSpan {
 		errs = append(errs, fmt.Errorf("level: unknown %q (want resource or span)", c.Level))
 	}
-	if len(c.Attributes) == 0 {
+	switch {
+	case len(c.Attributes) == 0:
 		errs = append(errs, errors.New("attributes: at least one is required"))
+	case len(c.Attributes) > maxAttributes:
+		errs = append(errs, fmt.Errorf("attributes: at most %d, got %d", maxAttributes, len(c.Attributes)))
 	}
 	for i, a := range c.Attributes {
-		if !slices.Contains(stampable, a) {
-			errs = append(errs, fmt.Errorf("attributes[%d]: unknown %q (want one of %v)", i, a, stampable))
-		} else if slices.Index(c.Attributes, a) != i {
+		switch {
+		case !strings.HasPrefix(a, identity.Prefix) || len(a) == len(identity.Prefix):
+			errs = append(errs, fmt.Errorf("attributes[%d]: %q is not an identity attribute (want vault.<name>, e.g. %s)", i, a, identity.EntityID))
+		case slices.Index(c.Attributes, a) != i:
 			errs = append(errs, fmt.Errorf("attributes[%d]: %q listed twice", i, a))
 		}
 	}
 	switch c.OnMissing {
-	case OnMissingPass, OnMissingDrop, OnMissingReject:
+	case OnMissingReject, OnMissingDrop, OnMissingPass:
 	default:
-		errs = append(errs, fmt.Errorf("on_missing: unknown %q (want pass, drop or reject)", c.OnMissing))
+		errs = append(errs, fmt.Errorf("on_missing: unknown %q (want reject, drop or pass)", c.OnMissing))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package vaultidentityprocessor
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -27,14 +28,15 @@ func load(t *testing.T, name string) *Config {
 
 func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, &Config{
-		From: "auth", Level: "resource", OnMissing: "pass",
+		From: "auth", Level: "resource", OnMissing: "reject",
 		Attributes: []string{"vault.entity.id", "vault.entity.name", "vault.namespace"},
 	}, load(t, ""))
 	assert.Equal(t, &Config{
-		From: "extension", Extension: component.MustNewIDWithName("vaultauth", "self"), Level: "span", OnMissing: "pass",
+		From: "extension", Extension: component.MustNewIDWithName("vaultauth", "self"), Level: "span", OnMissing: "reject",
 		Attributes: []string{"vault.entity.id", "vault.entity.name", "vault.namespace", "vault.policies"},
 	}, load(t, "agent"))
-	assert.Equal(t, "reject", load(t, "strict").OnMissing)
+	assert.Equal(t, "pass", load(t, "permissive").OnMissing, "fail open only when asked")
+	assert.Equal(t, []string{"vault.entity.id", "vault.entity.metadata.team", "vault.entity.groups"}, load(t, "team").Attributes)
 }
 
 func TestValidateNamesTheKey(t *testing.T) {
@@ -44,7 +46,14 @@ func TestValidateNamesTheKey(t *testing.T) {
 		"level:":         func(c *Config) { c.Level = "scope" },
 		"attributes:":    func(c *Config) { c.Attributes = nil },
 		"attributes[1]:": func(c *Config) { c.Attributes = []string{"vault.entity.id", "team"} },
-		"on_missing:":    func(c *Config) { c.OnMissing = "ignore" },
+		"attributes[2]:": func(c *Config) { c.Attributes = []string{"vault.entity.id", "vault.x", "vault.x"} },
+		"attributes: at most": func(c *Config) {
+			c.Attributes = nil
+			for i := range 17 {
+				c.Attributes = append(c.Attributes, fmt.Sprint("vault.a", i))
+			}
+		},
+		"on_missing:": func(c *Config) { c.OnMissing = "ignore" },
 	} {
 		cfg := createDefaultConfig().(*Config)
 		mutate(cfg)

@@ -30,7 +30,8 @@ func createTraces(ctx context.Context, set processor.Settings, cfg component.Con
 		return nil, err
 	}
 	return processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces,
-		processorhelper.WithStart(p.start), processorhelper.WithCapabilities(capabilities))
+		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown),
+		processorhelper.WithCapabilities(capabilities))
 }
 
 func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
@@ -39,7 +40,8 @@ func createMetrics(ctx context.Context, set processor.Settings, cfg component.Co
 		return nil, err
 	}
 	return processorhelper.NewMetrics(ctx, set, cfg, next, p.processMetrics,
-		processorhelper.WithStart(p.start), processorhelper.WithCapabilities(capabilities))
+		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown),
+		processorhelper.WithCapabilities(capabilities))
 }
 
 func createLogs(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
@@ -48,5 +50,6 @@ func createLogs(ctx context.Context, set processor.Settings, cfg component.Confi
 		return nil, err
 	}
 	return processorhelper.NewLogs(ctx, set, cfg, next, p.processLogs,
-		processorhelper.WithStart(p.start), processorhelper.WithCapabilities(capabilities))
+		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown),
+		processorhelper.WithCapabilities(capabilities))
 }

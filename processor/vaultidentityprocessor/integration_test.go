@@ -1,7 +1,9 @@
 package vaultidentityprocessor
 
 import (
+	"bytes"
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,14 +12,20 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcmetadata "google.golang.org/grpc/metadata"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension"
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 	"github.com/vaultlightstep/vaultlightstep/processor/vaultidentityprocessor/internal/metadata"
@@ -48,7 +56,7 @@ type componentHostStub struct{}
 
 func (componentHostStub) GetExtensions() map[component.ID]component.Component { return nil }
 
-func startProcessor(t *testing.T, host component.Host, conf map[string]any, next *consumertest.TracesSink) processor.Traces {
+func startProcessor(t *testing.T, host component.Host, conf map[string]any, next consumer.Traces) processor.Traces {
 	t.Helper()
 	cfg := createDefaultConfig()
 	require.NoError(t, confmap.NewFromStringMap(conf).Unmarshal(cfg))
@@ -126,15 +134,14 @@ func TestGatewayStampsEachWorkloadsIdentity(t *testing.T) {
 	}
 	require.Len(t, sink.AllTraces(), 4)
 	for _, td := range sink.AllTraces() {
-		rs := td.ResourceSpans().At(0)
-		attrs := rs.Resource().Attributes().AsRaw()
-		sender := attrs["sender"].(string)
-		name, _, _ := strings.Cut(sender, "/")
-		assert.Equal(t, byEntity[name], attrs["vault.entity.id"], sender)
-		assert.Equal(t, name, attrs["vault.entity.name"], sender)
-		assert.Equal(t, "root", attrs["vault.namespace"], sender)
-		span := rs.ScopeSpans().At(0).Spans().At(0).Attributes().AsRaw()
-		assert.NotContains(t, span, "vault.entity.name", "%s: forged span attribute survived", sender)
+		senders := values(td.ResourceSpans().At(0).Resource().Attributes(), "sender")
+		require.Len(t, senders, 1)
+		name, _, _ := strings.Cut(senders[0], "/")
+		check := &checker{stampAt: atResource, want: []identity.Attribute{
+			{Key: identity.EntityID, Value: byEntity[name]}, {Key: identity.EntityName, Value: name}, {Key: identity.Namespace, Value: "root"},
+		}}
+		check.traces(td)
+		assert.Empty(t, check.violations, senders[0])
 	}
 
 	// A sender without a valid identity is refused by the receiver, and told nothing more.
@@ -187,15 +194,14 @@ func TestAgentStampsOwnIdentity(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		sink.Reset()
-		require.NoError(t, proc.ConsumeTraces(context.Background(), sent("agent")))
-		span := sink.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().AsRaw()
-		return span["vault.entity.id"] == entityID
-	}, eventually, poll, "the agent never stamped its own entity")
-	span := sink.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().AsRaw()
-	assert.Equal(t, entityName, span["vault.entity.name"])
-	assert.Equal(t, "root", span["vault.namespace"])
-	res := sink.AllTraces()[0].ResourceSpans().At(0).Resource().Attributes().AsRaw()
-	assert.NotContains(t, res, "vault.entity.id", "the forged resource attribute survived")
+		return proc.ConsumeTraces(context.Background(), sent("agent")) == nil
+	}, eventually, poll, "the agent never knew its own identity")
+	check := &checker{stampAt: atItem, want: []identity.Attribute{
+		{Key: identity.EntityID, Value: entityID}, {Key: identity.EntityName, Value: entityName}, {Key: identity.Namespace, Value: "root"},
+	}}
+	check.traces(sink.AllTraces()[0])
+	assert.Empty(t, check.violations)
+	assert.Equal(t, 1, check.stamped)
 }
 
 func TestFromExtensionNeedsTheExtension(t *testing.T) {
@@ -206,4 +212,66 @@ func TestFromExtensionNeedsTheExtension(t *testing.T) {
 	err = p.Start(context.Background(), pipelinetest.NewHost(nil))
 	require.ErrorContains(t, err, "vaultauth/missing")
 	require.ErrorContains(t, err, "service.extensions")
+}
+
+// The forged documents sent raw over the wire, as an attacker would: OTLP
+// JSON and protobuf over HTTP, protobuf over gRPC, with a valid identity
+// token. The gateway (real receiver with vaultauth, vaultidentity, a real
+// exporter) accepts them, and what it sends on holds each stamped key once
+// and no other identity key: counted on what the next hop received.
+func TestForgedDuplicatesOverTheWire(t *testing.T) {
+	v := vaulttest.Start(t)
+	audience := v.OIDCRole(t, "otel", "otel-agent", `{"entity_name": {{identity.entity.name}}}`, "1h")
+	v.PutPolicy(t, "otel-agent", `path "identity/oidc/token/otel-agent" { capabilities = ["read"] }`)
+	alice := v.UserpassWorkload(t, "alice", "otel-agent")
+	jwt := v.IdentityToken(t, alice.Token, "otel-agent")
+
+	gatewayID := component.MustNewIDWithName("vaultauth", "gateway")
+	host := pipelinetest.NewHost(map[component.ID]component.Component{gatewayID: startExtension(t, gatewayID, map[string]any{
+		"vault":  map[string]any{"address": v.Addr},
+		"server": map[string]any{"identity_token": map[string]any{"audience": audience}},
+	})})
+	nextHop := &consumertest.TracesSink{}
+	downstream := pipelinetest.StartTracesReceiver(t, host, nil, nextHop)
+	exp := pipelinetest.StartTracesExporter(t, host, "otlp_grpc", downstream.ExporterConfig("otlp_grpc", map[string]any{
+		"retry_on_failure": map[string]any{"enabled": false}, "sending_queue": map[string]any{"enabled": false},
+	}))
+	proc := startProcessor(t, host, map[string]any{}, exp)
+	gateway := pipelinetest.StartTracesReceiver(t, host, map[string]any{"auth": map[string]any{"authenticator": gatewayID.String()}}, proc)
+
+	doc := forgedTracesJSON(alice.EntityID)
+	td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces([]byte(doc))
+	require.NoError(t, err)
+	proto, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+
+	post := func(contentType string, body []byte) {
+		req, err := http.NewRequest(http.MethodPost, gateway.HTTPAddr+"/v1/traces", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Authorization", "Bearer "+jwt)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, contentType)
+	}
+	post("application/json", []byte(doc))
+	post("application/x-protobuf", proto)
+
+	conn, err := grpc.NewClient(gateway.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx := grpcmetadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+jwt)
+	_, err = ptraceotlp.NewGRPCClient(conn).Export(ctx, ptraceotlp.NewExportRequestFromTraces(td))
+	require.NoError(t, err)
+
+	require.Len(t, nextHop.AllTraces(), 3)
+	for i, got := range nextHop.AllTraces() {
+		check := &checker{stampAt: atResource, want: []identity.Attribute{
+			{Key: identity.EntityID, Value: alice.EntityID}, {Key: identity.EntityName, Value: "alice"}, {Key: identity.Namespace, Value: "root"},
+		}}
+		check.traces(got)
+		assert.Empty(t, check.violations, "request %d", i)
+		assert.Equal(t, 3, check.stamped, "request %d: three resources stamped", i)
+	}
 }

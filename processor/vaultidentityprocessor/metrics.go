@@ -8,25 +8,24 @@ import (
 )
 
 func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
-	id, ok := s.identityOf(ctx)
-	if !ok {
-		if proceed, err := s.onMissing(ctx); !proceed {
-			return md, err
-		}
-		id = nil
+	var st stamp
+	res, item, err := s.stamps(ctx, &st)
+	if err != nil {
+		return md, err
 	}
-	resStamp, itemStamp := s.forLevel(id)
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		resStamp.apply(rm.Resource().Attributes())
+		res.apply(rm.Resource().Attributes())
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
 			scrub(sm.Scope().Attributes())
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
-				stampMetric(ms.At(k), &itemStamp)
+				m := ms.At(k)
+				scrub(m.Metadata())
+				stampMetric(m, item)
 			}
 		}
 	}

@@ -2,15 +2,16 @@ package vaultidentityprocessor
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -21,160 +22,254 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
 	"github.com/vaultlightstep/vaultlightstep/processor/vaultidentityprocessor/internal/metadata"
 )
 
-var alice = &identity.Identity{EntityID: "ent-alice", EntityName: "alice", Namespace: "root", Policies: "default,otel"}
+var alice = identity.New("ent-alice", "root",
+	identity.Attribute{Key: identity.EntityName, Value: "alice"},
+	identity.Attribute{Key: identity.Policies, Value: "default,otel"},
+	identity.Attribute{Key: "vault.entity.metadata.team", Value: "payments"},
+)
+
+// aliceStamp is what the default attributes stamp for alice.
+var aliceStamp = []identity.Attribute{
+	{Key: "vault.entity.id", Value: "ent-alice"}, {Key: "vault.entity.name", Value: "alice"}, {Key: "vault.namespace", Value: "root"},
+}
 
 func withIdentity(id *identity.Identity) context.Context {
 	return client.NewContext(context.Background(), client.Info{Auth: identity.AuthData{Identity: id}})
 }
 
-// forge puts a forged vault.* attribute, and an ordinary one, everywhere a
-// sender can put attributes in a span.
-func forgedTraces() ptrace.Traces {
-	td := ptrace.NewTraces()
-	for range 2 {
-		rs := td.ResourceSpans().AppendEmpty()
-		forge(rs.Resource().Attributes())
-		ss := rs.ScopeSpans().AppendEmpty()
-		forge(ss.Scope().Attributes())
-		for range 3 {
-			span := ss.Spans().AppendEmpty()
-			forge(span.Attributes())
-			forge(span.Events().AppendEmpty().Attributes())
-			forge(span.Links().AppendEmpty().Attributes())
-		}
+// selfProvider stands in for a vaultauth extension's own identity (agent
+// mode); the real extension is used in integration_test.go.
+type selfProvider struct {
+	component.StartFunc
+	component.ShutdownFunc
+	id       atomic.Pointer[identity.Identity]
+	required []string
+}
+
+func (p *selfProvider) RequireAttributes(names []string) error { p.required = names; return nil }
+
+func (p *selfProvider) VaultIdentity() (*identity.Identity, bool) {
+	id := p.id.Load()
+	return id, id != nil
+}
+
+var selfID = component.MustNewIDWithName("vaultauth", "self")
+
+// mode is where the identity comes from in a test: the request's auth
+// context, or this collector's own (the provider holds alice).
+type mode struct {
+	name string
+	ctx  context.Context
+	host component.Host
+	set  func(*Config)
+}
+
+func modes() []mode {
+	p := &selfProvider{}
+	p.id.Store(alice)
+	return []mode{
+		{name: "from auth", ctx: withIdentity(alice), host: componenttest.NewNopHost(), set: func(*Config) {}},
+		{
+			name: "from extension", ctx: context.Background(),
+			host: pipelinetest.NewHost(map[component.ID]component.Component{selfID: p}),
+			set:  func(c *Config) { c.From, c.Extension = FromExtension, selfID },
+		},
 	}
-	return td
 }
 
-func forge(m pcommon.Map) {
-	m.PutStr("vault.entity.id", "forged")
-	m.PutStr("vault.anything", "forged")
-	m.PutStr("http.method", "GET")
+// processors are the three signals' processors made from one config.
+type processors struct {
+	traces  processor.Traces
+	logs    processor.Logs
+	metrics processor.Metrics
+	tsink   *consumertest.TracesSink
+	lsink   *consumertest.LogsSink
+	msink   *consumertest.MetricsSink
+	logged  *observer.ObservedLogs
 }
 
-// collect gathers every attribute map of a trace by place.
-func collectTraces(td ptrace.Traces) map[string][]pcommon.Map {
-	out := map[string][]pcommon.Map{}
-	for i := 0; i < td.ResourceSpans().Len(); i++ {
-		rs := td.ResourceSpans().At(i)
-		out["resource"] = append(out["resource"], rs.Resource().Attributes())
-		for j := 0; j < rs.ScopeSpans().Len(); j++ {
-			ss := rs.ScopeSpans().At(j)
-			out["scope"] = append(out["scope"], ss.Scope().Attributes())
-			for k := 0; k < ss.Spans().Len(); k++ {
-				span := ss.Spans().At(k)
-				out["span"] = append(out["span"], span.Attributes())
-				out["event"] = append(out["event"], span.Events().At(0).Attributes())
-				out["link"] = append(out["link"], span.Links().At(0).Attributes())
-			}
-		}
-	}
-	return out
-}
-
-// vaultAttrs returns the vault.* attributes of m.
-func vaultAttrs(m pcommon.Map) map[string]string {
-	out := map[string]string{}
-	for k, v := range m.All() {
-		if len(k) > 6 && k[:6] == "vault." {
-			out[k] = v.Str()
-		}
-	}
-	return out
-}
-
-func newTraces(t *testing.T, cfg *Config, next *consumertest.TracesSink) (processor.Traces, *observer.ObservedLogs) {
+func newProcessors(t testing.TB, cfg *Config, host component.Host) *processors {
 	t.Helper()
-	core, logs := observer.New(zapcore.DebugLevel)
+	require.NoError(t, cfg.Validate())
+	core, logged := observer.New(zapcore.DebugLevel)
 	set := processortest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
-	p, err := NewFactory().CreateTraces(context.Background(), set, cfg, next)
+	p := &processors{tsink: &consumertest.TracesSink{}, lsink: &consumertest.LogsSink{}, msink: &consumertest.MetricsSink{}, logged: logged}
+	var err error
+	f := NewFactory()
+	p.traces, err = f.CreateTraces(context.Background(), set, cfg, p.tsink)
 	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
-	return p, logs
+	p.logs, err = f.CreateLogs(context.Background(), set, cfg, p.lsink)
+	require.NoError(t, err)
+	p.metrics, err = f.CreateMetrics(context.Background(), set, cfg, p.msink)
+	require.NoError(t, err)
+	for _, c := range []component.Component{p.traces, p.logs, p.metrics} {
+		require.NoError(t, c.Start(context.Background(), host))
+		t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
+	}
+	return p
 }
 
-func TestStampTracesReplacesForgedIdentity(t *testing.T) {
-	stamped := map[string]string{"vault.entity.id": "ent-alice", "vault.entity.name": "alice", "vault.namespace": "root"}
-	for _, level := range []string{LevelResource, LevelSpan} {
-		t.Run(level, func(t *testing.T) {
-			cfg := createDefaultConfig().(*Config)
-			cfg.Level = level
-			sink := &consumertest.TracesSink{}
-			p, _ := newTraces(t, cfg, sink)
-			require.NoError(t, p.ConsumeTraces(withIdentity(alice), forgedTraces()))
+func configWith(level string, m mode) *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Level = level
+	m.set(cfg)
+	return cfg
+}
 
-			places := collectTraces(sink.AllTraces()[0])
-			for place, maps := range places {
-				for _, m := range maps {
-					want := map[string]string{}
-					if place == level {
-						want = stamped
-					}
-					assert.Equal(t, want, vaultAttrs(m), "%s attributes at level %s", place, level)
-					v, ok := m.Get("http.method")
-					assert.True(t, ok && v.Str() == "GET", "%s: other attributes must stay", place)
-				}
+func stampPlace(level string) place {
+	if level == LevelResource {
+		return atResource
+	}
+	return atItem
+}
+
+// A sender writes vault.* keys twice (the verified value and a forged one),
+// in other letter cases, bare, and nested in map-valued attributes, in every
+// place OTLP has attributes, over OTLP/JSON. What leaves the processor
+// holds each stamped key exactly once, with the verified value, and no
+// other identity key anywhere: traces, logs and metrics, both levels, both
+// modes.
+func TestForgedIdentityKeysAreRemovedEverywhere(t *testing.T) {
+	for _, m := range modes() {
+		for _, level := range []string{LevelResource, LevelSpan} {
+			t.Run(m.name+"/"+level, func(t *testing.T) {
+				p := newProcessors(t, configWith(level, m), m.host)
+				check := &checker{want: aliceStamp, stampAt: stampPlace(level)}
+
+				require.NoError(t, p.traces.ConsumeTraces(m.ctx, decodeForgedTraces(t, "ent-alice")))
+				check.traces(p.tsink.AllTraces()[0])
+				require.NoError(t, p.logs.ConsumeLogs(m.ctx, decodeForgedLogs(t, "ent-alice")))
+				check.logs(p.lsink.AllLogs()[0])
+				require.NoError(t, p.metrics.ConsumeMetrics(m.ctx, decodeForgedMetrics(t, "ent-alice")))
+				check.metrics(p.msink.AllMetrics()[0])
+
+				assert.Empty(t, check.violations)
+				// 3 resources (traces) + 2 + 2, or 4 spans + 3 log records + 7 data points.
+				assert.Equal(t, map[string]int{LevelResource: 7, LevelSpan: 14}[level], check.stamped)
+				// Attributes of the sender's own are untouched, nested ones too.
+				res := p.tsink.AllTraces()[0].ResourceSpans().At(0).Resource().Attributes()
+				assert.Equal(t, []string{"GET"}, values(res, "http.method"))
+				app, _ := res.Get("app")
+				assert.Equal(t, []string{"me"}, values(app.Map(), "keep"))
+			})
+		}
+	}
+}
+
+// Data an agent already stamped with the same identity passes through
+// unchanged: same keys, same order (the read-only pass found nothing to do).
+func TestRestampingLeavesCleanDataAlone(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			p := newProcessors(t, configWith(LevelResource, m), m.host)
+			td := ptrace.NewTraces()
+			res := td.ResourceSpans().AppendEmpty().Resource().Attributes()
+			res.PutStr("service.name", "checkout")
+			for _, a := range aliceStamp {
+				res.PutStr(a.Key, a.Value)
 			}
+			res.PutStr("host.name", "n1")
+			var before []string
+			for k := range res.All() {
+				before = append(before, k)
+			}
+			require.NoError(t, p.traces.ConsumeTraces(m.ctx, td))
+			var after []string
+			for k := range p.tsink.AllTraces()[0].ResourceSpans().At(0).Resource().Attributes().All() {
+				after = append(after, k)
+			}
+			assert.Equal(t, before, after)
 		})
 	}
 }
 
-func TestUnauthenticatedDataIsScrubbed(t *testing.T) {
-	sink := &consumertest.TracesSink{}
-	p, _ := newTraces(t, createDefaultConfig().(*Config), sink)
-	require.NoError(t, p.ConsumeTraces(context.Background(), forgedTraces()))
-	for place, maps := range collectTraces(sink.AllTraces()[0]) {
-		for _, m := range maps {
-			assert.Empty(t, vaultAttrs(m), "forged identity survived at %s level", place)
-		}
-	}
+// Attributes beyond the default three, filled by the extension's rules,
+// are stamped when configured, once each.
+func TestStampsConfiguredAttributes(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Attributes = []string{identity.EntityID, "vault.entity.metadata.team", identity.Policies, "vault.entity.groups"}
+	p := newProcessors(t, cfg, componenttest.NewNopHost())
+	require.NoError(t, p.traces.ConsumeTraces(withIdentity(alice), decodeForgedTraces(t, "x")))
+	check := &checker{stampAt: atResource, want: []identity.Attribute{
+		{Key: identity.EntityID, Value: "ent-alice"}, {Key: "vault.entity.metadata.team", Value: "payments"},
+		{Key: identity.Policies, Value: "default,otel"}, // alice has no groups: not stamped
+	}}
+	check.traces(p.tsink.AllTraces()[0])
+	assert.Empty(t, check.violations)
 }
 
-func TestOnMissing(t *testing.T) {
+// on_missing: pass forwards data without an identity scrubbed and unstamped.
+func TestOnMissingPassScrubs(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
-	cfg.OnMissing = OnMissingDrop
-	sink := &consumertest.TracesSink{}
-	p, _ := newTraces(t, cfg, sink)
-	require.NoError(t, p.ConsumeTraces(context.Background(), forgedTraces()))
-	assert.Zero(t, sink.SpanCount(), "on_missing: drop forwarded data")
+	cfg.OnMissing = OnMissingPass
+	p := newProcessors(t, cfg, componenttest.NewNopHost())
+	require.NoError(t, p.traces.ConsumeTraces(context.Background(), decodeForgedTraces(t, "ent-alice")))
+	check := &checker{stampAt: atResource}
+	check.traces(p.tsink.AllTraces()[0])
+	assert.Empty(t, check.violations)
+}
 
-	cfg = createDefaultConfig().(*Config)
-	cfg.OnMissing = OnMissingReject
-	sink = &consumertest.TracesSink{}
-	p, _ = newTraces(t, cfg, sink)
-	err := p.ConsumeTraces(context.Background(), forgedTraces())
-	require.Error(t, err)
-	assert.True(t, consumererror.IsPermanent(err), "the sender must not retry data it cannot authenticate")
-	assert.Zero(t, sink.SpanCount())
-	require.NoError(t, p.ConsumeTraces(withIdentity(alice), forgedTraces()))
-	assert.Equal(t, 6, sink.SpanCount())
+// The default fails closed: a request without a verified identity is
+// refused permanently (gateway), and an agent whose own identity is not
+// known yet refuses with a retryable error, so its data waits.
+func TestOnMissing(t *testing.T) {
+	t.Run("from auth: reject by default, permanent", func(t *testing.T) {
+		p := newProcessors(t, createDefaultConfig().(*Config), componenttest.NewNopHost())
+		err := p.traces.ConsumeTraces(context.Background(), decodeForgedTraces(t, "x"))
+		require.Error(t, err)
+		assert.True(t, consumererror.IsPermanent(err), "the sender must not retry data it cannot authenticate")
+		assert.Zero(t, p.tsink.SpanCount())
+		require.NoError(t, p.traces.ConsumeTraces(withIdentity(alice), decodeForgedTraces(t, "x")))
+		assert.Equal(t, 4, p.tsink.SpanCount())
+	})
+	t.Run("from extension: reject by default, retryable until the identity is known", func(t *testing.T) {
+		provider := &selfProvider{}
+		cfg := createDefaultConfig().(*Config)
+		cfg.From, cfg.Extension = FromExtension, selfID
+		p := newProcessors(t, cfg, pipelinetest.NewHost(map[component.ID]component.Component{selfID: provider}))
+		assert.Equal(t, cfg.Attributes, provider.required, "the processor tells the extension what it stamps")
+		err := p.logs.ConsumeLogs(context.Background(), decodeForgedLogs(t, "x"))
+		require.Error(t, err)
+		assert.False(t, consumererror.IsPermanent(err), "the data must wait for the login, not be dropped")
+		provider.id.Store(alice)
+		require.NoError(t, p.logs.ConsumeLogs(context.Background(), decodeForgedLogs(t, "x")))
+		assert.Equal(t, 3, p.lsink.LogRecordCount())
+	})
+	t.Run("drop", func(t *testing.T) {
+		cfg := createDefaultConfig().(*Config)
+		cfg.OnMissing = OnMissingDrop
+		p := newProcessors(t, cfg, componenttest.NewNopHost())
+		require.NoError(t, p.traces.ConsumeTraces(context.Background(), decodeForgedTraces(t, "x")))
+		assert.Zero(t, p.tsink.SpanCount())
+	})
 }
 
 // No auth context on consecutive requests (processor after batch, or a
 // receiver without an authenticator): one warning, not one per request.
 func TestWarnsOnceWithoutAuthContext(t *testing.T) {
-	p, logs := newTraces(t, createDefaultConfig().(*Config), &consumertest.TracesSink{})
+	p := newProcessors(t, createDefaultConfig().(*Config), componenttest.NewNopHost())
 	for range 50 {
-		require.NoError(t, p.ConsumeTraces(context.Background(), forgedTraces()))
+		require.Error(t, p.traces.ConsumeTraces(context.Background(), ptrace.NewTraces()))
 	}
-	assert.Equal(t, 1, logs.FilterLevelExact(zapcore.WarnLevel).Len())
-	assert.Contains(t, logs.FilterLevelExact(zapcore.WarnLevel).All()[0].Message, "before the batch processor")
+	warnings := p.logged.FilterLevelExact(zapcore.WarnLevel)
+	require.Equal(t, 1, warnings.Len())
+	assert.Contains(t, warnings.All()[0].Message, "before the batch processor")
 }
 
-// Another authenticator's auth data (e.g. contrib's, with the same string
+// Another authenticator's auth data (contrib's, with the same string
 // attributes) is read through GetAttribute.
 func TestForeignAuthData(t *testing.T) {
-	sink := &consumertest.TracesSink{}
-	p, _ := newTraces(t, createDefaultConfig().(*Config), sink)
+	p := newProcessors(t, createDefaultConfig().(*Config), componenttest.NewNopHost())
 	ctx := client.NewContext(context.Background(), client.Info{Auth: mapAuth{"vault.entity.id": "ent-bob", "vault.namespace": "team-a"}})
-	require.NoError(t, p.ConsumeTraces(ctx, forgedTraces()))
-	res := sink.AllTraces()[0].ResourceSpans().At(0).Resource().Attributes()
-	assert.Equal(t, map[string]string{"vault.entity.id": "ent-bob", "vault.namespace": "team-a"}, vaultAttrs(res))
+	require.NoError(t, p.traces.ConsumeTraces(ctx, decodeForgedTraces(t, "ent-bob")))
+	check := &checker{stampAt: atResource, want: []identity.Attribute{{Key: identity.EntityID, Value: "ent-bob"}, {Key: identity.Namespace, Value: "team-a"}}}
+	check.traces(p.tsink.AllTraces()[0])
+	assert.Empty(t, check.violations)
 }
 
 type mapAuth map[string]string
@@ -187,69 +282,15 @@ func (m mapAuth) GetAttribute(k string) any {
 }
 func (m mapAuth) GetAttributeNames() []string { return nil }
 
-func TestStampLogs(t *testing.T) {
-	for _, level := range []string{LevelResource, LevelSpan} {
-		cfg := createDefaultConfig().(*Config)
-		cfg.Level = level
-		cfg.Attributes = []string{identity.EntityID, identity.Policies}
-		sink := &consumertest.LogsSink{}
-		p, err := NewFactory().CreateLogs(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, sink)
-		require.NoError(t, err)
-		require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
-		ld := plog.NewLogs()
-		rl := ld.ResourceLogs().AppendEmpty()
-		forge(rl.Resource().Attributes())
-		sl := rl.ScopeLogs().AppendEmpty()
-		forge(sl.Scope().Attributes())
-		forge(sl.LogRecords().AppendEmpty().Attributes())
-		require.NoError(t, p.ConsumeLogs(withIdentity(alice), ld))
-
-		out := sink.AllLogs()[0].ResourceLogs().At(0)
-		want := map[string]string{"vault.entity.id": "ent-alice", "vault.policies": "default,otel"}
-		res, rec := map[string]string{}, map[string]string{}
-		if level == LevelResource {
-			res = want
-		} else {
-			rec = want
-		}
-		assert.Equal(t, res, vaultAttrs(out.Resource().Attributes()), level)
-		assert.Empty(t, vaultAttrs(out.ScopeLogs().At(0).Scope().Attributes()), level)
-		assert.Equal(t, rec, vaultAttrs(out.ScopeLogs().At(0).LogRecords().At(0).Attributes()), level)
-	}
-}
-
-func TestStampMetrics(t *testing.T) {
-	cfg := createDefaultConfig().(*Config)
-	cfg.Level = LevelSpan
-	sink := &consumertest.MetricsSink{}
-	p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, sink)
-	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
-
+// Empty data and metrics without data points pass.
+func TestEmptyData(t *testing.T) {
+	p := newProcessors(t, createDefaultConfig().(*Config), componenttest.NewNopHost())
+	require.NoError(t, p.traces.ConsumeTraces(withIdentity(alice), ptrace.NewTraces()))
+	require.NoError(t, p.logs.ConsumeLogs(withIdentity(alice), plog.NewLogs()))
 	md := pmetric.NewMetrics()
-	rm := md.ResourceMetrics().AppendEmpty()
-	forge(rm.Resource().Attributes())
-	sm := rm.ScopeMetrics().AppendEmpty()
-	forge(sm.Scope().Attributes())
-	var points []pcommon.Map
-	g := sm.Metrics().AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty()
-	s := sm.Metrics().AppendEmpty().SetEmptySum().DataPoints().AppendEmpty()
-	h := sm.Metrics().AppendEmpty().SetEmptyHistogram().DataPoints().AppendEmpty()
-	e := sm.Metrics().AppendEmpty().SetEmptyExponentialHistogram().DataPoints().AppendEmpty()
-	q := sm.Metrics().AppendEmpty().SetEmptySummary().DataPoints().AppendEmpty()
-	points = append(points, g.Attributes(), s.Attributes(), h.Attributes(), e.Attributes(), q.Attributes())
-	exemplar := g.Exemplars().AppendEmpty().FilteredAttributes()
-	forge(exemplar)
-	for _, m := range points {
-		forge(m)
-	}
-	require.NoError(t, p.ConsumeMetrics(withIdentity(alice), md))
-
-	stamped := map[string]string{"vault.entity.id": "ent-alice", "vault.entity.name": "alice", "vault.namespace": "root"}
-	for i, m := range points {
-		assert.Equal(t, stamped, vaultAttrs(m), "data point %d", i)
-	}
-	assert.Empty(t, vaultAttrs(rm.Resource().Attributes()))
-	assert.Empty(t, vaultAttrs(sm.Scope().Attributes()))
-	assert.Empty(t, vaultAttrs(exemplar))
+	md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetName("empty")
+	require.NoError(t, p.metrics.ConsumeMetrics(withIdentity(alice), md))
+	check := &checker{want: aliceStamp, stampAt: atResource}
+	check.metrics(p.msink.AllMetrics()[0])
+	assert.Empty(t, check.violations)
 }

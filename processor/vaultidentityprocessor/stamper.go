@@ -23,37 +23,38 @@ import (
 // make the processor warn (once) that it is probably misplaced.
 const missingStreakWarning = 5
 
-var errNoIdentity = consumererror.NewPermanent(errors.New("vaultidentity: the request has no verified Vault identity"))
+var (
+	// A request without a verified identity: retrying it cannot help.
+	errNoIdentity = consumererror.NewPermanent(errors.New("vaultidentity: the request has no verified Vault identity"))
+	// This collector's own identity is not known yet (Vault login pending):
+	// retryable, so the sender or the exporter queue holds the data.
+	errNoOwnIdentity = errors.New("vaultidentity: this collector's Vault identity is not known yet (login pending)")
+)
 
 // stamper holds what every signal's processing shares: where the identity
 // comes from, what to stamp, and what to do without one.
 type stamper struct {
-	cfg      *Config
-	logger   *zap.Logger
-	provider identity.Provider // from: extension, set in start
+	cfg       *Config
+	logger    *zap.Logger
+	telemetry *metadata.TelemetryBuilder
+	action    metric.MeasurementOption // on_missing, as the counter's attribute
+	provider  identity.Provider        // from: extension, set in start
 
-	missing       metric.Int64Counter
-	missingAttrs  metric.MeasurementOption
 	noAuthStreak  atomic.Int64
 	warnedNoAuth  atomic.Bool
 	stampResource bool
 }
 
 func newStamper(cfg *Config, set processor.Settings) (*stamper, error) {
-	m := set.MeterProvider.Meter(metadata.ScopeName)
-	missing, err := m.Int64Counter("otelcol_vaultidentity_requests_without_identity",
-		metric.WithDescription("Requests that carried no verified Vault identity, by the on_missing action taken."),
-		metric.WithUnit("{requests}"))
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
 	}
 	return &stamper{
-		cfg:     cfg,
-		logger:  set.Logger,
-		missing: missing,
-		missingAttrs: metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("processor", set.ID.String()), attribute.String("action", cfg.OnMissing))),
-		stampResource: cfg.Level == LevelResource,
+		cfg: cfg, logger: set.Logger, telemetry: tb, stampResource: cfg.Level == LevelResource,
+		// processor=<id>, as the Collector's own processor metrics say it.
+		action: metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("action", cfg.OnMissing), attribute.String("processor", set.ID.String()))),
 	}, nil
 }
 
@@ -68,10 +69,40 @@ func (s *stamper) start(_ context.Context, host component.Host) error {
 	if s.provider, ok = ext.(identity.Provider); !ok {
 		return fmt.Errorf("extension %q does not provide a Vault identity (use a vaultauth extension)", s.cfg.Extension)
 	}
+	if err := s.provider.RequireAttributes(s.cfg.Attributes); err != nil {
+		return fmt.Errorf("extension %q: %w", s.cfg.Extension, err)
+	}
 	return nil
 }
 
-// identityOf returns the identity for one request, read once per call.
+func (s *stamper) shutdown(context.Context) error {
+	s.telemetry.Shutdown()
+	return nil
+}
+
+// none is the empty stamp: applying it only scrubs. Never written.
+var none stamp
+
+// stamps returns what to apply to resources and to items (spans, log
+// records, data points) for the request in ctx: one of them is empty. The
+// identity is read once per request. err is what to return instead, per
+// on_missing, when the request has no identity.
+func (s *stamper) stamps(ctx context.Context, st *stamp) (resource, item *stamp, err error) {
+	id, ok := s.identityOf(ctx)
+	if !ok {
+		if err := s.onMissing(ctx); err != nil {
+			return nil, nil, err
+		}
+		id = nil
+	}
+	s.stampFor(id, st)
+	if s.stampResource {
+		return st, &none, nil
+	}
+	return &none, st, nil
+}
+
+// identityOf returns the identity for one request.
 func (s *stamper) identityOf(ctx context.Context) (*identity.Identity, bool) {
 	if s.provider != nil {
 		return s.provider.VaultIdentity()
@@ -82,7 +113,7 @@ func (s *stamper) identityOf(ctx context.Context) (*identity.Identity, bool) {
 		return nil, false
 	}
 	s.noAuthStreak.Store(0)
-	return identity.FromAuth(auth)
+	return identity.FromAuth(auth, s.cfg.Attributes)
 }
 
 // noAuthSeen warns once when requests keep arriving with no auth context at
@@ -96,15 +127,18 @@ func (s *stamper) noAuthSeen() {
 	}
 }
 
-// onMissing applies on_missing. proceed says whether to scrub and forward
-// the data anyway; err is what to return when not.
-func (s *stamper) onMissing(ctx context.Context) (proceed bool, err error) {
-	s.missing.Add(ctx, 1, s.missingAttrs)
+// onMissing applies on_missing to a request without an identity: nil means
+// scrub and forward it unstamped.
+func (s *stamper) onMissing(ctx context.Context) error {
+	s.telemetry.VaultidentityRequestsWithoutIdentity.Add(ctx, 1, s.action)
 	switch s.cfg.OnMissing {
 	case OnMissingDrop:
-		return false, processorhelper.ErrSkipProcessingData
+		return processorhelper.ErrSkipProcessingData
 	case OnMissingReject:
-		return false, errNoIdentity
+		if s.provider != nil {
+			return errNoOwnIdentity
+		}
+		return errNoIdentity
 	}
-	return true, nil
+	return nil
 }

@@ -7,18 +7,15 @@ import (
 )
 
 func (s *stamper) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
-	id, ok := s.identityOf(ctx)
-	if !ok {
-		if proceed, err := s.onMissing(ctx); !proceed {
-			return td, err
-		}
-		id = nil
+	var st stamp
+	res, item, err := s.stamps(ctx, &st)
+	if err != nil {
+		return td, err
 	}
-	resStamp, itemStamp := s.forLevel(id)
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		resStamp.apply(rs.Resource().Attributes())
+		res.apply(rs.Resource().Attributes())
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
@@ -26,7 +23,7 @@ func (s *stamper) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.T
 			spans := ss.Spans()
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
-				itemStamp.apply(span.Attributes())
+				item.apply(span.Attributes())
 				events := span.Events()
 				for e := 0; e < events.Len(); e++ {
 					scrub(events.At(e).Attributes())

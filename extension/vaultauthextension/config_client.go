@@ -1,0 +1,107 @@
+package vaultauthextension
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/config/configoptional"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
+)
+
+// ClientConfig is the exporter side: which credential to send and how.
+type ClientConfig struct {
+	// Secret is the secret field sent to the backend.
+	Secret configoptional.Optional[vaultclient.SecretConfig] `mapstructure:"secret"`
+	// IdentityToken sends this collector's own Vault identity token instead
+	// of a secret: how an agent proves its identity to a gateway.
+	IdentityToken configoptional.Optional[IdentityTokenClientConfig] `mapstructure:"identity_token"`
+	// Header carries the credential. Default: lightstep-access-token for a
+	// secret, authorization for an identity token.
+	Header string `mapstructure:"header"`
+	// Scheme is put before the value with a space. Default: none for a
+	// secret, Bearer for an identity token.
+	Scheme string `mapstructure:"scheme"`
+	// RefreshInterval is how often a secret without a lease is checked for a
+	// new version (KV v2 metadata) or re-read (other engines).
+	RefreshInterval time.Duration `mapstructure:"refresh_interval"`
+	// RequireTransportSecurity refuses to send the credential over a
+	// connection without TLS, except to a loopback address. On by default:
+	// turn it off only where something else encrypts the hop (a service mesh).
+	RequireTransportSecurity bool `mapstructure:"require_transport_security"`
+
+	_ struct{}
+}
+
+// IdentityTokenClientConfig names the Vault OIDC role whose token is sent.
+type IdentityTokenClientConfig struct {
+	// Role is the identity/oidc/role whose token is requested.
+	Role string `mapstructure:"role"`
+
+	_ struct{}
+}
+
+func defaultClientConfig() ClientConfig {
+	return ClientConfig{RefreshInterval: defaultRefreshInterval, RequireTransportSecurity: true}
+}
+
+// Validate checks the `client:` block.
+func (c *ClientConfig) Validate() error {
+	var errs []error
+	switch {
+	case c.IdentityToken.HasValue() && c.Secret.HasValue():
+		errs = append(errs, errors.New("identity_token: set secret or identity_token, not both"))
+	case !c.IdentityToken.HasValue() && !c.Secret.HasValue():
+		errs = append(errs, errors.New("secret: required: the secret to send (or identity_token, to send this collector's identity)"))
+	}
+	if h := c.header(); strings.TrimSpace(h) == "" || strings.ContainsAny(h, " :\r\n") {
+		errs = append(errs, fmt.Errorf("header: must be a header name, got %q", c.Header))
+	}
+	if strings.ContainsAny(c.Scheme, "\r\n") {
+		errs = append(errs, errors.New("scheme: must be one line"))
+	}
+	if c.RefreshInterval <= 0 {
+		errs = append(errs, fmt.Errorf("refresh_interval: must be positive, got %s", c.RefreshInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the `identity_token:` block.
+func (c *IdentityTokenClientConfig) Validate() error {
+	if c.Role == "" {
+		return errors.New("role: required")
+	}
+	return nil
+}
+
+// header is the configured header, or the default for what is sent.
+func (c *ClientConfig) header() string {
+	switch {
+	case c.Header != "":
+		return c.Header
+	case c.IdentityToken.HasValue():
+		return DefaultIdentityHeader
+	}
+	return DefaultHeader
+}
+
+// scheme is the configured scheme, or Bearer for identity tokens.
+func (c *ClientConfig) scheme() string {
+	if c.Scheme == "" && c.IdentityToken.HasValue() {
+		return "Bearer"
+	}
+	return c.Scheme
+}
+
+// secret is what the client side reads: the configured secret, or this
+// collector's identity token.
+func (c *ClientConfig) secret() vaultclient.SecretConfig {
+	if c.IdentityToken.HasValue() {
+		return vaultclient.SecretConfig{
+			Path: "identity/oidc/token/" + c.IdentityToken.Get().Role, Key: "token", TTLField: "ttl",
+		}
+	}
+	return *c.Secret.Get()
+}

@@ -1,0 +1,210 @@
+package vaultauthextension
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/config/configoptional"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+)
+
+// ServerConfig is the receiver side: how senders' Vault identities are verified.
+type ServerConfig struct {
+	// Header carries the sender's credential; a "Bearer " prefix is stripped.
+	Header string `mapstructure:"header"`
+	// IdentityToken verifies Vault identity JWTs locally against the JWKS.
+	IdentityToken configoptional.Optional[IdentityTokenServerConfig] `mapstructure:"identity_token"`
+	// TokenLookup checks Vault tokens with auth/token/lookup.
+	TokenLookup configoptional.Optional[TokenLookupConfig] `mapstructure:"token_lookup"`
+	// Attributes are the identity attributes filled for each sender beyond
+	// vault.entity.id and vault.namespace: attribute name -> source
+	// (claim:<name>; entity:name, entity:metadata.<key>, entity:groups,
+	// token:policies, token:meta.<key>). They are added to the mode's
+	// defaults; an empty source removes a default.
+	Attributes map[string]string `mapstructure:"attributes"`
+	// CacheTTL bounds how long a verified credential is trusted without a
+	// new check; never beyond the credential's own expiry.
+	CacheTTL time.Duration `mapstructure:"cache_ttl"`
+	// CacheSize bounds the number of verified credentials remembered.
+	CacheSize int `mapstructure:"cache_size"`
+	// NegativeCacheTTL is how long a refused credential is refused without
+	// a new check, so repeated garbage cannot load Vault. 0 turns it off.
+	NegativeCacheTTL time.Duration `mapstructure:"negative_cache_ttl"`
+	// MaxCredentialSize refuses larger credentials before any parsing.
+	MaxCredentialSize int `mapstructure:"max_credential_size"`
+
+	_ struct{}
+}
+
+// IdentityTokenServerConfig is the identity JWT mode.
+type IdentityTokenServerConfig struct {
+	// Issuers accepted in `iss`, one per Vault namespace. Default:
+	// <vault.address>/v1/identity/oidc (the root namespace).
+	Issuers []string `mapstructure:"issuers"`
+	// Audience required in `aud`: the Vault OIDC role's client_id.
+	Audience string `mapstructure:"audience"`
+	// EntityNameClaim is the claim holding the entity name, put there by the
+	// role's template: {"entity_name": {{identity.entity.name}}}. Sugar for
+	// attributes: {vault.entity.name: claim:<entity_name_claim>}.
+	EntityNameClaim string `mapstructure:"entity_name_claim"`
+	// Leeway allowed on exp, nbf and iat for clock skew.
+	Leeway time.Duration `mapstructure:"leeway"`
+	// JWKSRefetchInterval is the least time between two JWKS fetches caused
+	// by an unknown key id (after a key rotation).
+	JWKSRefetchInterval time.Duration `mapstructure:"jwks_refetch_interval"`
+	// JWKSRefreshInterval is how often the JWKS is fetched anyway, so a key
+	// Vault no longer publishes stops verifying.
+	JWKSRefreshInterval time.Duration `mapstructure:"jwks_refresh_interval"`
+
+	_ struct{}
+}
+
+// TokenLookupConfig is the Vault token mode.
+type TokenLookupConfig struct {
+	// MaxConcurrentLookups bounds Vault lookups in flight for credentials
+	// not in the cache; requests beyond it are refused as unavailable.
+	MaxConcurrentLookups int `mapstructure:"max_concurrent_lookups"`
+	// MaxLookupsPerSecond bounds the rate of Vault lookups (with a burst of
+	// MaxConcurrentLookups), so a flood of distinct credentials cannot turn
+	// into a flood of Vault calls; requests beyond it are refused as unavailable.
+	MaxLookupsPerSecond float64 `mapstructure:"max_lookups_per_second"`
+	// MaxLookupsPerSecondPerClient bounds one client address's share of
+	// MaxLookupsPerSecond, so one flooding peer cannot starve the others.
+	// Default (0): a quarter of MaxLookupsPerSecond.
+	MaxLookupsPerSecondPerClient float64 `mapstructure:"max_lookups_per_second_per_client"`
+
+	_ struct{}
+}
+
+func defaultServerConfig() ServerConfig {
+	return ServerConfig{
+		Header: DefaultIdentityHeader,
+		IdentityToken: configoptional.Default(IdentityTokenServerConfig{
+			EntityNameClaim:     "entity_name",
+			Leeway:              defaultLeeway,
+			JWKSRefetchInterval: defaultJWKSRefetchInterval,
+			JWKSRefreshInterval: defaultJWKSRefreshInterval,
+		}),
+		TokenLookup: configoptional.Default(TokenLookupConfig{
+			MaxConcurrentLookups: 32, MaxLookupsPerSecond: 100,
+		}),
+		CacheTTL:          defaultCacheTTL,
+		CacheSize:         defaultCacheSize,
+		NegativeCacheTTL:  defaultNegativeCacheTTL,
+		MaxCredentialSize: defaultMaxCredentialSize,
+	}
+}
+
+// Validate checks the `server:` block.
+func (c *ServerConfig) Validate() error {
+	var errs []error
+	if c.IdentityToken.HasValue() == c.TokenLookup.HasValue() {
+		errs = append(errs, errors.New("identity_token: set exactly one of identity_token or token_lookup"))
+	}
+	if _, err := c.rules(); err != nil {
+		errs = append(errs, fmt.Errorf("attributes: %w", err))
+	}
+	if strings.TrimSpace(c.Header) == "" {
+		errs = append(errs, errors.New("header: required"))
+	}
+	if c.CacheTTL <= 0 {
+		errs = append(errs, fmt.Errorf("cache_ttl: must be positive, got %s", c.CacheTTL))
+	}
+	if c.CacheSize <= 0 {
+		errs = append(errs, fmt.Errorf("cache_size: must be positive, got %d", c.CacheSize))
+	}
+	if c.NegativeCacheTTL < 0 {
+		errs = append(errs, errors.New("negative_cache_ttl: must not be negative"))
+	}
+	if c.MaxCredentialSize <= 0 {
+		errs = append(errs, errors.New("max_credential_size: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// rules are the attribute rules of the configured mode: its defaults, then
+// the attributes block. Sources are checked against the mode.
+func (c *ServerConfig) rules() (identity.Rules, error) {
+	m := map[string]string{}
+	jwtMode := c.IdentityToken.HasValue()
+	if jwtMode {
+		if claim := c.IdentityToken.Get().EntityNameClaim; claim != "" {
+			m[identity.EntityName] = "claim:" + claim
+		}
+	} else {
+		m[identity.EntityName] = "entity:name"
+		m[identity.Policies] = "token:policies"
+	}
+	for k, v := range c.Attributes {
+		if v == "" {
+			delete(m, k)
+			continue
+		}
+		m[k] = v
+	}
+	rules, err := identity.ParseRules(m)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		if (r.Source.Kind == identity.FromClaim) != jwtMode {
+			mode := "token_lookup (sources entity:... and token:...)"
+			if jwtMode {
+				mode = "identity_token (sources claim:...)"
+			}
+			return nil, fmt.Errorf("%s: source %s does not exist in mode %s", r.Key, r.Source, mode)
+		}
+	}
+	return rules, nil
+}
+
+// Validate checks the `identity_token:` block.
+func (c *IdentityTokenServerConfig) Validate() error {
+	var errs []error
+	if c.Audience == "" {
+		errs = append(errs, errors.New("audience: required (the Vault OIDC role's client_id)"))
+	}
+	for i, iss := range c.Issuers {
+		if u, err := url.Parse(iss); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("issuers::%d: not an http(s) URL: %q", i, iss))
+		}
+	}
+	if c.Leeway < 0 {
+		errs = append(errs, errors.New("leeway: must not be negative"))
+	}
+	if c.JWKSRefetchInterval <= 0 {
+		errs = append(errs, errors.New("jwks_refetch_interval: must be positive"))
+	}
+	if c.JWKSRefreshInterval < c.JWKSRefetchInterval {
+		errs = append(errs, fmt.Errorf("jwks_refresh_interval: must be at least jwks_refetch_interval, got %s", c.JWKSRefreshInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the `token_lookup:` block.
+func (c *TokenLookupConfig) Validate() error {
+	var errs []error
+	if c.MaxConcurrentLookups <= 0 {
+		errs = append(errs, errors.New("max_concurrent_lookups: must be positive"))
+	}
+	if c.MaxLookupsPerSecond <= 0 {
+		errs = append(errs, errors.New("max_lookups_per_second: must be positive"))
+	}
+	if c.MaxLookupsPerSecondPerClient < 0 || c.MaxLookupsPerSecondPerClient > c.MaxLookupsPerSecond {
+		errs = append(errs, fmt.Errorf("max_lookups_per_second_per_client: must be between 0 (a quarter of "+
+			"max_lookups_per_second) and max_lookups_per_second, got %g", c.MaxLookupsPerSecondPerClient))
+	}
+	return errors.Join(errs...)
+}
+
+// perClientRate is MaxLookupsPerSecondPerClient, or its default.
+func (c *TokenLookupConfig) perClientRate() float64 {
+	if c.MaxLookupsPerSecondPerClient > 0 {
+		return c.MaxLookupsPerSecondPerClient
+	}
+	return max(1, c.MaxLookupsPerSecond/4)
+}

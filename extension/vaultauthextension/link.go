@@ -1,0 +1,127 @@
+package vaultauthextension
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
+)
+
+// vaultLink is what every vaultauth instance has, whatever its job: its
+// Vault login (when it has one), the status it reports, its telemetry, its
+// background work, and this collector's own identity. Start logs in and
+// begins watching in the background, so the collector starts even when
+// Vault is down.
+type vaultLink struct {
+	id        component.ID
+	conf      *Config
+	logger    *zap.Logger
+	telemetry *telemetry
+	refusals  *refusals
+	job       job
+
+	session *vaultclient.Session // nil without a login
+	status  *statusFolder        // set in start
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+var _ identity.Provider = (*vaultLink)(nil)
+
+func newVaultLink(cfg *Config, set extension.Settings, j job) (*vaultLink, error) {
+	tel, err := newTelemetry(set.TelemetrySettings, set.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &vaultLink{
+		id: set.ID, conf: cfg, logger: set.Logger, telemetry: tel, job: j,
+		refusals: newRefusals(set.Logger, tel),
+	}, nil
+}
+
+// start logs in (when the instance has a login), then starts the job's own
+// background work with then.
+func (l *vaultLink) start(ctx context.Context, host component.Host, then func(runCtx context.Context) error) error {
+	runCtx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.status = newStatusFolder(host)
+	if l.conf.hasLogin() {
+		vc, err := vaultclient.NewClient(ctx, l.conf.Vault)
+		if err != nil {
+			return err
+		}
+		l.session = vaultclient.NewSession(vc, l.authConfig(), l.conf.Vault, l.logger, l.report)
+		l.run(func() { l.session.Run(runCtx) })
+		if err := l.telemetry.RegisterVaultauthTokenTTLSecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
+			if exp := l.session.TokenExpiry(); !exp.IsZero() {
+				o.Observe(time.Until(exp).Seconds(), metric.WithAttributeSet(l.telemetry.attrs()))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if then != nil {
+		if err := then(runCtx); err != nil {
+			return err
+		}
+	}
+	if l.session == nil {
+		l.status.report("start", nil) // nothing to log in to: OK now
+	}
+	return nil
+}
+
+func (l *vaultLink) authConfig() vaultclient.AuthConfig {
+	if l.conf.Auth.HasValue() {
+		return *l.conf.Auth.Get()
+	}
+	return vaultclient.DefaultAuthConfig()
+}
+
+// report folds the health of one activity into the status, and counts failures.
+func (l *vaultLink) report(activity string, err error) {
+	if err != nil {
+		l.telemetry.failed(activity)
+	}
+	l.status.report(activity, err)
+}
+
+func (l *vaultLink) run(f func()) {
+	l.wg.Add(1)
+	go func() { defer l.wg.Done(); f() }()
+}
+
+func (l *vaultLink) Shutdown(context.Context) error {
+	if l.cancel != nil {
+		l.cancel()
+		l.wg.Wait()
+	}
+	l.telemetry.Shutdown()
+	return nil
+}
+
+// RequireAttributes makes this collector's own identity carry names
+// (identity.Provider).
+func (l *vaultLink) RequireAttributes(names []string) error {
+	if l.session == nil {
+		return fmt.Errorf("%s has no auth block: it does not log in to Vault, so it knows no identity of this collector's", l.id)
+	}
+	return l.session.RequireAttributes(names)
+}
+
+// VaultIdentity is this collector's own Vault identity (identity.Provider).
+func (l *vaultLink) VaultIdentity() (*identity.Identity, bool) {
+	if l.session == nil {
+		return nil, false
+	}
+	return l.session.VaultIdentity()
+}

@@ -1,0 +1,70 @@
+package vaultauthextension
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// refusalLogEvery is the least time between two warnings for one reason.
+const refusalLogEvery = 10 * time.Second
+
+// refusals counts requests the server side did not accept, by outcome and
+// reason, and says why at warn level, at most once per reason every
+// refusalLogEvery (with how many were not logged), never with the credential.
+type refusals struct {
+	logger    *zap.Logger
+	telemetry *telemetry
+
+	mu   sync.Mutex
+	byID map[string]*reasonLog // "outcome/reason"
+}
+
+type reasonLog struct {
+	last       atomic.Int64 // unix nanos of the last warning
+	suppressed atomic.Int64
+	add        func()
+}
+
+func newRefusals(logger *zap.Logger, tel *telemetry) *refusals {
+	return &refusals{logger: logger, telemetry: tel, byID: map[string]*reasonLog{}}
+}
+
+func (r *refusals) refused(reason, detail string)     { r.record("refused", reason, detail) }
+func (r *refusals) unavailable(reason, detail string) { r.record("unavailable", reason, detail) }
+
+func (r *refusals) record(o, reason, detail string) {
+	l := r.get(o, reason)
+	l.add()
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if now-last < int64(refusalLogEvery) || !l.last.CompareAndSwap(last, now) {
+		l.suppressed.Add(1)
+		return
+	}
+	msg := "refused a request"
+	if o == "unavailable" {
+		msg = "could not verify a request; the sender was told to retry"
+	}
+	fields := []zap.Field{zap.String("reason", reason), zap.Int64("not_logged_since_last", l.suppressed.Swap(0))}
+	if detail != "" {
+		fields = append(fields, zap.String("detail", detail))
+	}
+	r.logger.Warn(msg, fields...)
+}
+
+func (r *refusals) get(o, reason string) *reasonLog {
+	key := o + "/" + reason
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, ok := r.byID[key]
+	if !ok {
+		attrs := r.telemetry.outcome(o, reason)
+		l = &reasonLog{add: func() { r.telemetry.VaultauthServerRequests.Add(context.Background(), 1, attrs) }}
+		r.byID[key] = l
+	}
+	return l
+}

@@ -1,0 +1,116 @@
+package deploy
+
+import (
+	"path/filepath"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
+)
+
+// Options shape a deployment; the zero value is the shipped one: two
+// workloads, each with an agent, one gateway, Lightstep accepting token v1.
+type Options struct {
+	// Workloads are the applications, one agent each. Default: payments, checkout.
+	Workloads []string
+	// GatewayOverlay and AgentOverlay, when set, are merged over the example configs.
+	GatewayOverlay, AgentOverlay string
+	// RefreshInterval is how often the gateway checks the token's version. Default 500ms.
+	RefreshInterval string
+	// FirstToken is the Lightstep token written to Vault and accepted first. Default ls-token-v1.
+	FirstToken string
+}
+
+// Deployment is the shipped deployment, running for real: Vault (reached
+// by every collector through a proxy that can cut it off), the Lightstep
+// stand-in and its sink, a gateway from examples/gateway.yaml, and one
+// agent from examples/agent.yaml per workload, each with a sender.
+type Deployment struct {
+	Vault     *vaulttest.Server
+	Proxy     *vaulttest.Proxy
+	Audience  string // the agents' identity token audience
+	Sink      *Sink
+	StandIn   *StandIn
+	Gateway   *Collector
+	Agents    []*Collector
+	Workloads []Workload
+	Senders   []*Sender
+	// Rotate writes a new version of the Lightstep token, as an operator
+	// with the lightstep-token-writer policy would, and returns its version.
+	Rotate func(token string) int
+}
+
+// Start runs the whole deployment on loopback; everything stops when t ends.
+func Start(t T, o Options) *Deployment {
+	t.Helper()
+	if len(o.Workloads) == 0 {
+		o.Workloads = []string{"payments", "checkout"}
+	}
+	if o.RefreshInterval == "" {
+		o.RefreshInterval = "500ms"
+	}
+	if o.FirstToken == "" {
+		o.FirstToken = "ls-token-v1"
+	}
+	d := &Deployment{Vault: vaulttest.Start(t)}
+	d.Proxy = vaulttest.NewProxy(t, d.Vault.HostPort())
+	d.Audience = ConfigureVault(t, d.Vault, d.Proxy.Addr)
+	d.Rotate = TokenWriter(t, d.Vault)
+	d.Rotate(o.FirstToken)
+
+	d.Sink = StartSink(t)
+	d.StandIn = StartStandIn(t, d.Sink, o.FirstToken)
+	gw := AppRoleCredentials(t, d.Vault, "otel-gateway")
+	d.Gateway = StartCollector(t, "gateway", Example("gateway.yaml"), map[string]string{
+		"VAULT_ADDR":                 d.Proxy.Addr,
+		"VAULT_ROLE_ID_FILE":         gw.RoleIDFile,
+		"VAULT_SECRET_ID_FILE":       gw.SecretIDFile,
+		"AGENT_AUDIENCE":             d.Audience,
+		"QUEUE_DIR":                  filepath.Join(t.TempDir(), "queue"),
+		"LIGHTSTEP_ENDPOINT":         d.StandIn.OTLPGRPC,
+		"LIGHTSTEP_INSECURE":         "true",
+		"LIGHTSTEP_REFRESH_INTERVAL": o.RefreshInterval,
+	}, overlay(o.GatewayOverlay)...)
+	for i, name := range o.Workloads {
+		w := NewWorkload(t, d.Vault, name)
+		agent := StartCollector(t, "agent-"+name, Example("agent.yaml"), map[string]string{
+			"VAULT_ADDR":           d.Proxy.Addr,
+			"VAULT_ROLE_ID_FILE":   w.RoleIDFile,
+			"VAULT_SECRET_ID_FILE": w.SecretIDFile,
+			"GATEWAY_ENDPOINT":     d.Gateway.OTLPGRPC,
+			"GATEWAY_INSECURE":     "true",
+		}, overlay(o.AgentOverlay)...)
+		d.Agents = append(d.Agents, agent)
+		d.Workloads = append(d.Workloads, w)
+		d.Senders = append(d.Senders, NewSender(t, name, i, agent.OTLPGRPC))
+	}
+	return d
+}
+
+func overlay(path string) []string {
+	if path == "" {
+		return nil
+	}
+	return []string{path}
+}
+
+// AllArrived says whether every span any workload's agent took has reached
+// the backend, and how many were sent.
+func (d *Deployment) AllArrived() (bool, int) {
+	sent := 0
+	all := true
+	for _, s := range d.Senders {
+		ids := s.Sent()
+		sent += len(ids)
+		all = all && len(d.Sink.Missing(ids)) == 0
+	}
+	return all, sent
+}
+
+// Lost counts spans the workloads sent that did not arrive, plus spans of
+// requests their agents never took.
+func (d *Deployment) Lost(perRequest int) int {
+	lost := 0
+	for _, s := range d.Senders {
+		lost += len(d.Sink.Missing(s.Sent())) + s.Errors()*perRequest
+	}
+	return lost
+}

@@ -1,0 +1,188 @@
+package vaultclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+)
+
+// selfIdentity is this collector's own Vault identity: the entity id and
+// policies come with each login; what needs the entity (its name, metadata,
+// groups) is read only when a consumer asked for it (RequireAttributes), so
+// instances that never stamp their own identity never read their entity.
+type selfIdentity struct {
+	s *Session
+
+	mu     sync.Mutex
+	rules  identity.Rules // what consumers asked for, by convention of the names
+	entity *entityOf      // the last entity read
+
+	current atomic.Pointer[identity.Identity]
+	wake    chan struct{}
+	warned  atomic.Bool
+}
+
+func newSelfIdentity(s *Session) *selfIdentity {
+	return &selfIdentity{s: s, wake: make(chan struct{}, 1)}
+}
+
+// RequireAttributes makes this collector's identity carry the named
+// attributes (identity.Provider); it fails for names it cannot provide.
+func (s *Session) RequireAttributes(names []string) error {
+	return s.self.require(names)
+}
+
+// VaultIdentity is the identity of the current login (false before the
+// first login, or for a token without an entity). No I/O.
+func (s *Session) VaultIdentity() (*identity.Identity, bool) {
+	id := s.self.current.Load()
+	return id, id != nil && id.EntityID() != ""
+}
+
+func (si *selfIdentity) require(names []string) error {
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	for _, n := range names {
+		if n == identity.EntityID || n == identity.Namespace || n == identity.Tenant {
+			continue
+		}
+		src, ok := identity.ConventionalSource(n)
+		if !ok {
+			return fmt.Errorf("this collector's own identity has no attribute %q (it has %s, %s, %s, %s, %s<key>)",
+				n, identity.EntityID, identity.Namespace, identity.EntityName, identity.Policies, identity.MetadataPrefix)
+		}
+		if !containsKey(si.rules, n) {
+			si.rules = append(si.rules, identity.Rule{Key: n, Source: src})
+		}
+	}
+	select {
+	case si.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// entityOf is an entity read, with the id it was read for.
+type entityOf struct {
+	id string
+	e  Entity
+}
+
+func containsKey(r identity.Rules, key string) bool {
+	for _, rule := range r {
+		if rule.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// loggedIn publishes what is known after a login: at once when nothing
+// more is needed (or the entity was read before), otherwise after the
+// entity read, so consumers see a complete identity.
+func (si *selfIdentity) loggedIn(res *loginResult) {
+	si.mu.Lock()
+	ready := !si.needsEntity() || (si.entity != nil && si.entity.id == res.entityID)
+	si.mu.Unlock()
+	if ready {
+		si.publish(res)
+	}
+	select {
+	case si.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (si *selfIdentity) needsEntity() bool {
+	return si.rules.Needs(identity.FromEntityName, identity.FromEntityMetadata, identity.FromEntityGroups)
+}
+
+// publish builds the identity of res with the entity last read for it.
+func (si *selfIdentity) publish(res *loginResult) {
+	si.mu.Lock()
+	rules, ent := si.rules, si.entity
+	si.mu.Unlock()
+	facts := identity.Facts{Policies: res.policies}
+	if ent != nil && ent.id == res.entityID {
+		facts.EntityName, facts.EntityMetadata, facts.GroupNames = ent.e.Name, ent.e.Metadata, ent.e.GroupNames
+	}
+	ns := res.namespace
+	if ns == "" {
+		ns = si.s.namespace
+	}
+	si.current.Store(identity.New(res.entityID, NamespaceFromPath(ns), rules.Apply(facts)...))
+}
+
+// run resolves the entity-backed attributes after each login and each new
+// requirement, retrying failures with backoff until they succeed or are
+// refused by policy (said once, at warn level).
+func (si *selfIdentity) run(ctx context.Context) {
+	b := NewBackoff(si.s.retry)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-si.wake:
+		}
+		for ctx.Err() == nil {
+			err := si.resolve(ctx)
+			if err == nil || errors.Is(err, ErrEntityForbidden) {
+				b.Reset()
+				break
+			}
+			si.s.logger.Debug("cannot read this collector's Vault entity yet; retrying", zap.Error(err))
+			if !b.Wait(ctx) {
+				return
+			}
+		}
+	}
+}
+
+func (si *selfIdentity) resolve(ctx context.Context) error {
+	res := si.s.current.Load()
+	if res == nil {
+		return nil // published at login
+	}
+	si.mu.Lock()
+	needs, groups := si.needsEntity(), si.rules.Needs(identity.FromEntityGroups)
+	si.mu.Unlock()
+	if !needs || res.entityID == "" {
+		si.publish(res)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, si.s.timeout)
+	defer cancel()
+	e, err := ReadEntity(ctx, si.s, res.entityID, groups)
+	if err != nil {
+		// Without the entity, the identity still has its id: publish that
+		// rather than hold every request back.
+		si.publish(res)
+		if errors.Is(err, ErrEntityForbidden) && si.warned.CompareAndSwap(false, true) {
+			si.s.logger.Warn("cannot read this collector's own Vault entity, so attributes that need it are not stamped; "+
+				"grant read on identity/entity/id/{{identity.entity.id}} (and identity/group/id/* for groups)", zap.Error(err))
+		}
+		return err
+	}
+	si.mu.Lock()
+	si.entity = &entityOf{id: res.entityID, e: e}
+	si.mu.Unlock()
+	si.publish(res)
+	return nil
+}
+
+// NamespaceFromPath turns Vault's namespace_path ("" or "team-a/") into the
+// namespace attribute value ("root" or "team-a").
+func NamespaceFromPath(p string) string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return identity.RootNamespace
+	}
+	return p
+}

@@ -1,0 +1,82 @@
+package vaultidentityprocessor
+
+import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+)
+
+// maxAttributes bounds the attributes one processor stamps, so a stamp
+// lives on the stack and "seen" fits a bit mask.
+const maxAttributes = 16
+
+// stamp is what one request writes: the configured attributes that its
+// identity has. Built once per request, on the stack.
+type stamp struct {
+	n     int
+	attrs [maxAttributes]identity.Attribute
+}
+
+// stampFor picks the configured attributes id has (none for a nil id).
+func (s *stamper) stampFor(id *identity.Identity, st *stamp) {
+	st.n = 0
+	if id == nil {
+		return
+	}
+	for _, k := range s.cfg.Attributes {
+		if v, ok := id.Get(k); ok {
+			st.attrs[st.n] = identity.Attribute{Key: k, Value: v}
+			st.n++
+		}
+	}
+}
+
+// apply makes m hold each attribute of st exactly once, with st's value,
+// and no other reserved key at any depth. The common cases (nothing forged:
+// fresh data, or data an agent stamped with the same identity) are one
+// read-only pass and allocate nothing.
+func (st *stamp) apply(m pcommon.Map) {
+	if st.n == 0 {
+		scrub(m)
+		return
+	}
+	var seen uint32
+	for k, v := range m.All() {
+		if identity.IsReserved(k) {
+			i := st.index(k)
+			if i < 0 || seen&(1<<i) != 0 || v.Type() != pcommon.ValueTypeStr || v.Str() != st.attrs[i].Value {
+				st.rewrite(m)
+				return
+			}
+			seen |= 1 << i
+			continue
+		}
+		if nestsReserved(v) {
+			st.rewrite(m)
+			return
+		}
+	}
+	for i := 0; i < st.n; i++ {
+		if seen&(1<<i) == 0 {
+			m.PutStr(st.attrs[i].Key, st.attrs[i].Value) // absent: appended
+		}
+	}
+}
+
+// rewrite removes every reserved key, then appends st's attributes.
+func (st *stamp) rewrite(m pcommon.Map) {
+	removeReserved(m)
+	for i := 0; i < st.n; i++ {
+		m.PutStr(st.attrs[i].Key, st.attrs[i].Value)
+	}
+}
+
+// index is the position of key (compared exactly) in st, or -1.
+func (st *stamp) index(key string) int {
+	for i := 0; i < st.n; i++ {
+		if st.attrs[i].Key == key {
+			return i
+		}
+	}
+	return -1
+}
