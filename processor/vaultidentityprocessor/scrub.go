@@ -27,10 +27,15 @@ func scrubValue(v pcommon.Value) {
 	}
 }
 
-// hasReserved says whether m or a map nested in it has a reserved key.
+// hasReserved says whether m or a map nested in it has a reserved key. It
+// runs for every attribute map of every item: scalar values (almost all)
+// cost a key test and a type test, with no call.
 func hasReserved(m pcommon.Map) bool {
 	for k, v := range m.All() {
-		if identity.IsReserved(k) || nestsReserved(v) {
+		if identity.IsReserved(k) {
+			return true
+		}
+		if t := v.Type(); (t == pcommon.ValueTypeMap || t == pcommon.ValueTypeSlice) && nestsReserved(v) {
 			return true
 		}
 	}

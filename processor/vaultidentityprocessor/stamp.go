@@ -51,7 +51,7 @@ func (st *stamp) apply(m pcommon.Map) {
 			seen |= 1 << i
 			continue
 		}
-		if nestsReserved(v) {
+		if t := v.Type(); (t == pcommon.ValueTypeMap || t == pcommon.ValueTypeSlice) && nestsReserved(v) {
 			st.rewrite(m)
 			return
 		}
