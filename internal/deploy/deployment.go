@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"path/filepath"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
@@ -17,6 +18,8 @@ type Options struct {
 	RefreshInterval string
 	// FirstToken is the Lightstep token written to Vault and accepted first. Default ls-token-v1.
 	FirstToken string
+	// Gateways is how many gateways run (agents are spread across them). Default 1.
+	Gateways int
 }
 
 // Deployment is the shipped deployment, running for real: Vault (reached
@@ -29,7 +32,8 @@ type Deployment struct {
 	Audience  string // the agents' identity token audience
 	Sink      *Sink
 	StandIn   *StandIn
-	Gateway   *Collector
+	Gateway   *Collector   // the first gateway
+	Gateways  []*Collector // all of them
 	Agents    []*Collector
 	Workloads []Workload
 	Senders   []*Sender
@@ -50,6 +54,9 @@ func Start(t T, o Options) *Deployment {
 	if o.FirstToken == "" {
 		o.FirstToken = "ls-token-v1"
 	}
+	if o.Gateways == 0 {
+		o.Gateways = 1
+	}
 	d := &Deployment{Vault: vaulttest.Start(t)}
 	d.Proxy = vaulttest.NewProxy(t, d.Vault.HostPort())
 	d.Audience = ConfigureVault(t, d.Vault, d.Proxy.Addr)
@@ -58,24 +65,31 @@ func Start(t T, o Options) *Deployment {
 
 	d.Sink = StartSink(t)
 	d.StandIn = StartStandIn(t, d.Sink, o.FirstToken)
-	gw := AppRoleCredentials(t, d.Vault, "otel-gateway")
-	d.Gateway = StartCollector(t, "gateway", Example("gateway.yaml"), map[string]string{
-		"VAULT_ADDR":                 d.Proxy.Addr,
-		"VAULT_ROLE_ID_FILE":         gw.RoleIDFile,
-		"VAULT_SECRET_ID_FILE":       gw.SecretIDFile,
-		"AGENT_AUDIENCE":             d.Audience,
-		"QUEUE_DIR":                  filepath.Join(t.TempDir(), "queue"),
-		"LIGHTSTEP_ENDPOINT":         d.StandIn.OTLPGRPC,
-		"LIGHTSTEP_INSECURE":         "true",
-		"LIGHTSTEP_REFRESH_INTERVAL": o.RefreshInterval,
-	}, overlay(o.GatewayOverlay)...)
+	for i := range o.Gateways {
+		gw := AppRoleCredentials(t, d.Vault, "otel-gateway")
+		name := "gateway"
+		if o.Gateways > 1 {
+			name = fmt.Sprint("gateway-", i)
+		}
+		d.Gateways = append(d.Gateways, StartCollector(t, name, Example("gateway.yaml"), map[string]string{
+			"VAULT_ADDR":                 d.Proxy.Addr,
+			"VAULT_ROLE_ID_FILE":         gw.RoleIDFile,
+			"VAULT_SECRET_ID_FILE":       gw.SecretIDFile,
+			"AGENT_AUDIENCE":             d.Audience,
+			"QUEUE_DIR":                  filepath.Join(t.TempDir(), "queue"),
+			"LIGHTSTEP_ENDPOINT":         d.StandIn.OTLPGRPC,
+			"LIGHTSTEP_INSECURE":         "true",
+			"LIGHTSTEP_REFRESH_INTERVAL": o.RefreshInterval,
+		}, overlay(o.GatewayOverlay)...))
+	}
+	d.Gateway = d.Gateways[0]
 	for i, name := range o.Workloads {
 		w := NewWorkload(t, d.Vault, name)
 		agent := StartCollector(t, "agent-"+name, Example("agent.yaml"), map[string]string{
 			"VAULT_ADDR":           d.Proxy.Addr,
 			"VAULT_ROLE_ID_FILE":   w.RoleIDFile,
 			"VAULT_SECRET_ID_FILE": w.SecretIDFile,
-			"GATEWAY_ENDPOINT":     d.Gateway.OTLPGRPC,
+			"GATEWAY_ENDPOINT":     d.Gateways[i%len(d.Gateways)].OTLPGRPC,
 			"GATEWAY_INSECURE":     "true",
 		}, overlay(o.AgentOverlay)...)
 		d.Agents = append(d.Agents, agent)
