@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"go.opentelemetry.io/collector/client"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 )
 
 // credentialKey identifies a credential in the caches by its SHA-256, so the
@@ -35,8 +37,10 @@ type cacheShard struct {
 }
 
 type verdict struct {
-	auth    client.AuthData // nil for a rejection
-	expires int64           // unix nanoseconds
+	auth     client.AuthData // nil for a rejection
+	expires  int64           // unix nanoseconds
+	tenant   string          // the identity's tenant, when tenants are configured
+	metadata client.Metadata // {vault:tenant: tenant}, built once
 }
 
 func newVerdictCache(size int) *verdictCache {
@@ -118,10 +122,17 @@ func newVerdicts(cfg *ServerConfig) *verdicts {
 	}
 }
 
-// accept remembers an identity until cache_ttl, never past the credential's expiry.
-func (v *verdicts) accept(key credentialKey, auth client.AuthData, credentialExpiry time.Time) {
+// accept remembers an identity until cache_ttl, never past the
+// credential's expiry, and returns the verdict.
+func (v *verdicts) accept(key credentialKey, id *identity.Identity, credentialExpiry time.Time) verdict {
 	now := time.Now()
-	v.accepted.put(key, verdict{auth: auth, expires: deadline(now, v.ttl, credentialExpiry)}, now.UnixNano())
+	vd := verdict{auth: identity.AuthData{Identity: id}, expires: deadline(now, v.ttl, credentialExpiry)}
+	if tenant, ok := id.Get(identity.Tenant); ok {
+		vd.tenant = tenant
+		vd.metadata = client.NewMetadata(map[string][]string{TenantMetadataKey: {tenant}})
+	}
+	v.accepted.put(key, vd, now.UnixNano())
+	return vd
 }
 
 // refuse remembers a checked refusal for negative_cache_ttl.

@@ -26,7 +26,7 @@ import (
 type clientAuth struct {
 	*vaultLink
 	cfg    *ClientConfig
-	source *secretSource
+	source credentialSource // one secret, or one per tenant
 	guard  transportGuard
 }
 
@@ -41,17 +41,25 @@ func newClientAuth(link *vaultLink, cfg *ClientConfig) *clientAuth {
 		cfg:       cfg,
 		guard:     transportGuard{id: link.id.String(), require: cfg.RequireTransportSecurity},
 	}
-	c.source = newSecretSource(link.id, cfg, "", link.telemetry, link.logger)
+	if cfg.Tenants.HasValue() {
+		c.source = newTenantSources(c)
+	} else {
+		c.source = newSecretSource(link.id, cfg, "", link.telemetry, link.logger)
+	}
 	return c
 }
 
 func (c *clientAuth) Start(ctx context.Context, host component.Host) error {
 	return c.start(ctx, host, func(runCtx context.Context) error {
+		if tenants, ok := c.source.(*tenantSources); ok {
+			return tenants.start(runCtx)
+		}
+		single := c.source.(*secretSource)
 		w := vaultclient.NewSecretWatcher(c.session, c.conf.Vault.Retry, c.cfg.secret(), c.cfg.RefreshInterval,
-			c.logger, c.report, c.source.set)
-		c.source.watcher = w
+			c.logger, c.report, single.set)
+		single.watcher = w
 		c.run(func() { w.Run(runCtx) })
-		return c.source.registerGauges(c.telemetry)
+		return single.registerGauges(c.telemetry)
 	})
 }
 
@@ -83,7 +91,9 @@ func newSecretSource(id component.ID, cfg *ClientConfig, tenant string, tel *tel
 		attrs: tel.attrs(attribute.String("tenant", tenant)),
 	}
 	// Unavailable, so the exporter retries instead of dropping the data.
-	s.errMissing = status.Error(codes.Unavailable, fmt.Sprintf("%s: no credential from Vault yet (%s)", id, cfg.secret().Path))
+	if !cfg.Tenants.HasValue() {
+		s.errMissing = status.Error(codes.Unavailable, fmt.Sprintf("%s: no credential from Vault yet (%s)", id, cfg.secret().Path))
+	}
 	return s
 }
 
@@ -116,32 +126,57 @@ func (s *secretSource) set(val vaultclient.Value) {
 	}
 }
 
-// registerGauges reports the credential in use: its version, the age of the
-// version, and its expiry.
+// registerGauges reports the credential in use: its version, the age of
+// the version, its expiry, and whether there is one.
 func (s *secretSource) registerGauges(tel *telemetry) error {
-	opt := metric.WithAttributeSet(s.attrs)
 	if err := tel.RegisterVaultauthSecretVersionCallback(func(_ context.Context, o metric.Int64Observer) error {
-		version := 0
-		if c := s.current.Load(); c != nil {
-			version = c.version
-		}
-		o.Observe(int64(version), opt)
+		s.observeVersion(o)
 		return nil
 	}); err != nil {
 		return err
 	}
 	if err := tel.RegisterVaultauthSecretVersionAgeSecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
-		if c := s.current.Load(); c != nil && !c.created.IsZero() {
-			o.Observe(time.Since(c.created).Seconds(), opt)
-		}
+		s.observeAge(o)
 		return nil
 	}); err != nil {
 		return err
 	}
-	return tel.RegisterVaultauthCredentialExpirySecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
-		if c := s.current.Load(); c != nil && !c.expires.IsZero() {
-			o.Observe(time.Until(c.expires).Seconds(), opt)
-		}
+	if err := tel.RegisterVaultauthCredentialExpirySecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
+		s.observeExpiry(o)
+		return nil
+	}); err != nil {
+		return err
+	}
+	return tel.RegisterVaultauthCredentialAvailableCallback(func(_ context.Context, o metric.Int64Observer) error {
+		s.observeAvailable(o)
 		return nil
 	})
+}
+
+func (s *secretSource) observeVersion(o metric.Int64Observer) {
+	version := 0
+	if c := s.current.Load(); c != nil {
+		version = c.version
+	}
+	o.Observe(int64(version), metric.WithAttributeSet(s.attrs))
+}
+
+func (s *secretSource) observeAge(o metric.Float64Observer) {
+	if c := s.current.Load(); c != nil && !c.created.IsZero() {
+		o.Observe(time.Since(c.created).Seconds(), metric.WithAttributeSet(s.attrs))
+	}
+}
+
+func (s *secretSource) observeExpiry(o metric.Float64Observer) {
+	if c := s.current.Load(); c != nil && !c.expires.IsZero() {
+		o.Observe(time.Until(c.expires).Seconds(), metric.WithAttributeSet(s.attrs))
+	}
+}
+
+func (s *secretSource) observeAvailable(o metric.Int64Observer) {
+	var v int64
+	if s.current.Load() != nil {
+		v = 1
+	}
+	o.Observe(v, metric.WithAttributeSet(s.attrs))
 }

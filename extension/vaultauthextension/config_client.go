@@ -27,12 +27,61 @@ type ClientConfig struct {
 	// RefreshInterval is how often a secret without a lease is checked for a
 	// new version (KV v2 metadata) or re-read (other engines).
 	RefreshInterval time.Duration `mapstructure:"refresh_interval"`
+	// Tenants gives each tenant its own secret: secret.path with {tenant}
+	// replaced (or a path of its own in tenants.paths), chosen by the tenant
+	// the server side verified for the request that carried the data.
+	Tenants configoptional.Optional[TenantsConfig] `mapstructure:"tenants"`
 	// RequireTransportSecurity refuses to send the credential over a
 	// connection without TLS, except to a loopback address. On by default:
 	// turn it off only where something else encrypts the hop (a service mesh).
 	RequireTransportSecurity bool `mapstructure:"require_transport_security"`
 
 	_ struct{}
+}
+
+// TenantsConfig is the `client.tenants` block.
+type TenantsConfig struct {
+	// Paths gives tenants a secret path of their own; the others use
+	// secret.path with {tenant} replaced.
+	Paths map[string]string `mapstructure:"paths"`
+	// MaxTenants bounds the tenants whose secrets are watched at once.
+	MaxTenants int `mapstructure:"max_tenants"`
+	// IdleTimeout stops watching a tenant that sent nothing for this long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// Default is the tenant whose credential a tenant without a secret of
+	// its own uses. Empty (the default): that tenant's data waits, with a
+	// retryable error, until its secret is written.
+	Default string `mapstructure:"default"`
+
+	_ struct{}
+}
+
+// tenantPlaceholder is replaced by the tenant's name in secret.path.
+const tenantPlaceholder = "{tenant}"
+
+// Validate checks the `tenants:` block.
+func (c *TenantsConfig) Validate() error {
+	var errs []error
+	if c.MaxTenants <= 0 {
+		errs = append(errs, fmt.Errorf("max_tenants: must be positive, got %d", c.MaxTenants))
+	}
+	if c.IdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("idle_timeout: must be positive, got %s", c.IdleTimeout))
+	}
+	if c.Default != "" {
+		if err := validTenant(c.Default); err != nil {
+			errs = append(errs, fmt.Errorf("default: %w", err))
+		}
+	}
+	for name, path := range c.Paths {
+		if err := validTenant(name); err != nil {
+			errs = append(errs, fmt.Errorf("paths::%s: %w", name, err))
+		}
+		if strings.Trim(path, "/") == "" {
+			errs = append(errs, fmt.Errorf("paths::%s: empty path", name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // IdentityTokenClientConfig names the Vault OIDC role whose token is sent.
@@ -44,7 +93,10 @@ type IdentityTokenClientConfig struct {
 }
 
 func defaultClientConfig() ClientConfig {
-	return ClientConfig{RefreshInterval: defaultRefreshInterval, RequireTransportSecurity: true}
+	return ClientConfig{
+		RefreshInterval: defaultRefreshInterval, RequireTransportSecurity: true,
+		Tenants: configoptional.Default(TenantsConfig{MaxTenants: 100, IdleTimeout: time.Hour}),
+	}
 }
 
 // Validate checks the `client:` block.
@@ -55,6 +107,15 @@ func (c *ClientConfig) Validate() error {
 		errs = append(errs, errors.New("identity_token: set secret or identity_token, not both"))
 	case !c.IdentityToken.HasValue() && !c.Secret.HasValue():
 		errs = append(errs, errors.New("secret: required: the secret to send (or identity_token, to send this collector's identity)"))
+	}
+	templated := c.Secret.HasValue() && strings.Contains(c.Secret.Get().Path, tenantPlaceholder)
+	switch {
+	case c.Tenants.HasValue() && c.IdentityToken.HasValue():
+		errs = append(errs, errors.New("tenants: not used with identity_token (tenants choose among secrets)"))
+	case c.Tenants.HasValue() && !templated && len(c.Tenants.Get().Paths) == 0:
+		errs = append(errs, errors.New("tenants: put {tenant} in secret.path (e.g. secret/data/lightstep/{tenant}), or list tenants.paths"))
+	case !c.Tenants.HasValue() && templated:
+		errs = append(errs, errors.New("secret: path has {tenant}: add a tenants block to route by tenant"))
 	}
 	if h := c.header(); strings.TrimSpace(h) == "" || strings.ContainsAny(h, " :\r\n") {
 		errs = append(errs, fmt.Errorf("header: must be a header name, got %q", c.Header))
@@ -104,4 +165,18 @@ func (c *ClientConfig) secret() vaultclient.SecretConfig {
 		}
 	}
 	return *c.Secret.Get()
+}
+
+// tenantSecret is the secret a tenant's credential is read from.
+func (c *ClientConfig) tenantSecret(tenant string) (vaultclient.SecretConfig, bool) {
+	sc := *c.Secret.Get()
+	if p, ok := c.Tenants.Get().Paths[tenant]; ok {
+		sc.Path = p
+		return sc, true
+	}
+	if !strings.Contains(sc.Path, tenantPlaceholder) {
+		return sc, false // only the listed tenants have secrets
+	}
+	sc.Path = strings.ReplaceAll(sc.Path, tenantPlaceholder, tenant)
+	return sc, true
 }

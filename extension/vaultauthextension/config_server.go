@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ type ServerConfig struct {
 	// token:policies, token:meta.<key>). They are added to the mode's
 	// defaults; an empty source removes a default.
 	Attributes map[string]string `mapstructure:"attributes"`
+	// Tenant routes each sender's data to the tenant one of its verified
+	// attributes names (client.Info.Metadata key vault:tenant, attribute
+	// vault.tenant). Off when absent.
+	Tenant configoptional.Optional[TenantConfig] `mapstructure:"tenant"`
 	// CacheTTL bounds how long a verified credential is trusted without a
 	// new check; never beyond the credential's own expiry.
 	CacheTTL time.Duration `mapstructure:"cache_ttl"`
@@ -105,8 +110,15 @@ func (c *ServerConfig) Validate() error {
 	if c.IdentityToken.HasValue() == c.TokenLookup.HasValue() {
 		errs = append(errs, errors.New("identity_token: set exactly one of identity_token or token_lookup"))
 	}
-	if _, err := c.rules(); err != nil {
+	rules, err := c.rules()
+	if err != nil {
 		errs = append(errs, fmt.Errorf("attributes: %w", err))
+	}
+	if c.Tenant.HasValue() && err == nil {
+		if a := c.Tenant.Get().Attribute; a != "" && a != identity.Namespace && a != identity.EntityID &&
+			!slices.ContainsFunc(rules, func(r identity.Rule) bool { return r.Key == a }) {
+			errs = append(errs, fmt.Errorf("tenant: attribute %q is not one the identity carries: use %s, or fill it with server.attributes", a, identity.Namespace))
+		}
 	}
 	if strings.TrimSpace(c.Header) == "" {
 		errs = append(errs, errors.New("header: required"))

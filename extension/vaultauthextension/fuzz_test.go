@@ -72,7 +72,7 @@ func FuzzVerifyJWT(f *testing.F) {
 		f.Fatal(err)
 	}
 	vault := vaultclient.DefaultVaultConfig()
-	v := newJWTVerifier(*cfg, rules, newVerdicts(srv), vault, nil)
+	v := newJWTVerifier(*cfg, rules, nil, newVerdicts(srv), vault, nil)
 	keys := v.issuers[issuer].keys
 	keys.keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &signer.Key.PublicKey, KeyID: signer.KID, Algorithm: "RS256", Use: "sig"}}})
 	keys.lastOK = time.Now()

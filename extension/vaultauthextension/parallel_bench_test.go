@@ -48,9 +48,10 @@ func benchClient(b *testing.B) *clientAuth {
 		b.Fatal(err)
 	}
 	c := ext.(*clientAuth)
-	c.source.set(vaultclient.Value{Data: "ls-token-0", Version: 1})
+	single := c.source.(*secretSource)
+	single.set(vaultclient.Value{Data: "ls-token-0", Version: 1})
 	rotateEvery(b, time.Millisecond, func(i int) {
-		c.source.set(vaultclient.Value{Data: "ls-token-" + strconv.Itoa(i), Version: i})
+		single.set(vaultclient.Value{Data: "ls-token-" + strconv.Itoa(i), Version: i})
 	})
 	return c
 }
@@ -111,9 +112,9 @@ func benchAuthenticateParallel(b *testing.B) {
 	// A typical Vault identity JWT is about 900 bytes.
 	known := "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9." + strings.Repeat("x", 800) + ".sig"
 	auth := identity.AuthData{Identity: identity.New("e", "root", identity.Attribute{Key: identity.EntityName, Value: "payments"})}
-	s.verdicts.accept(keyOf(known), auth, time.Time{})
+	s.verdicts.accept(keyOf(known), auth.Identity, time.Time{})
 	rotateEvery(b, time.Millisecond, func(i int) {
-		s.verdicts.accept(keyOf("new-sender-"+strconv.Itoa(i)), auth, time.Time{})
+		s.verdicts.accept(keyOf("new-sender-"+strconv.Itoa(i)), auth.Identity, time.Time{})
 	})
 	headers := map[string][]string{"authorization": {"Bearer " + known}}
 	b.ReportAllocs()

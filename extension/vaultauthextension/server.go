@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -32,7 +31,7 @@ type serverAuth struct {
 
 // verifier checks a credential not in the caches and records its verdict.
 type verifier interface {
-	verify(ctx context.Context, credential string, key credentialKey, client string) (*identity.Identity, error)
+	verify(ctx context.Context, credential string, key credentialKey, client string) (verdict, error)
 }
 
 var _ extensionauth.Server = (*serverAuth)(nil)
@@ -52,6 +51,10 @@ func (s *serverAuth) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err // Validate has said so already
 	}
+	var tenant *tenantRule
+	if s.cfg.Tenant.HasValue() {
+		tenant = &tenantRule{attribute: s.cfg.Tenant.Get().Attribute}
+	}
 	return s.start(ctx, host, func(runCtx context.Context) error {
 		accepted := metric.WithAttributeSet(s.telemetry.attrs(attribute.String("outcome", "accepted")))
 		refused := metric.WithAttributeSet(s.telemetry.attrs(attribute.String("outcome", "refused")))
@@ -67,12 +70,12 @@ func (s *serverAuth) Start(ctx context.Context, host component.Host) error {
 			if err != nil {
 				return err
 			}
-			j := newJWTVerifier(*s.cfg.IdentityToken.Get(), rules, s.verdicts, s.conf.Vault, hc)
+			j := newJWTVerifier(*s.cfg.IdentityToken.Get(), rules, tenant, s.verdicts, s.conf.Vault, hc)
 			j.each(func(keys *jwks) { s.run(func() { keys.run(runCtx) }) })
 			s.verifier = j
 			return nil
 		}
-		l := newLookupVerifier(s.session, *s.cfg.TokenLookup.Get(), rules, s.verdicts, s.conf.Vault.Timeout, s.cfg.CacheTTL)
+		l := newLookupVerifier(s.session, *s.cfg.TokenLookup.Get(), rules, tenant, s.verdicts, s.conf.Vault.Timeout, s.cfg.CacheTTL)
 		l.runCtx = runCtx
 		s.verifier = l
 		return nil
@@ -89,13 +92,13 @@ func (s *serverAuth) Authenticate(ctx context.Context, sources map[string][]stri
 	now := time.Now().UnixNano()
 	if v, ok := s.verdicts.accepted.get(key, now); ok {
 		s.telemetry.accepted(true)
-		return withAuth(ctx, v.auth), nil
+		return withAuth(ctx, v), nil
 	}
 	if _, ok := s.verdicts.refused.get(key, now); ok {
 		s.refusals.refused(reasonCachedRefusal, "")
 		return ctx, errUnauthenticated
 	}
-	id, err := s.verifier.verify(ctx, credential, key, clientAddress(ctx))
+	v, err := s.verifier.verify(ctx, credential, key, clientAddress(ctx))
 	if err != nil {
 		ve := verdictOf(err)
 		if ve.temporary {
@@ -106,7 +109,7 @@ func (s *serverAuth) Authenticate(ctx context.Context, sources map[string][]stri
 		return ctx, errUnauthenticated
 	}
 	s.telemetry.accepted(false)
-	return withAuth(ctx, identity.AuthData{Identity: id}), nil
+	return withAuth(ctx, v), nil
 }
 
 // credential extracts the one credential of a request, or says why not.
@@ -154,8 +157,3 @@ func clientAddress(ctx context.Context) string {
 	}
 }
 
-func withAuth(ctx context.Context, auth client.AuthData) context.Context {
-	info := client.FromContext(ctx)
-	info.Auth = auth
-	return client.NewContext(ctx, info)
-}

@@ -53,6 +53,8 @@ func (l *vaultLink) NotifyConfigSnapshot(_ context.Context, snapshot extensionca
 				case kind == "exporters" && !l.job.exporters:
 					errs = append(errs, fmt.Errorf("%s has no client block, but exporter %q uses it as its authenticator (%s): "+
 						"use a vaultauth instance with a client block there", l.id, name, where))
+				case kind == "exporters" && l.hasTenants():
+					errs = append(errs, tenantBatching(conf, name)...)
 				}
 			}
 		}
@@ -69,6 +71,61 @@ func (l *vaultLink) NotifyConfigSnapshot(_ context.Context, snapshot extensionca
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hasTenants says whether this is a client that routes by tenant.
+func (l *vaultLink) hasTenants() bool {
+	return l.job.exporters && l.conf.Client.Get().Tenants.HasValue()
+}
+
+// tenantBatching checks that nothing merges data of several tenants on the
+// way to exporter name: its sending queue's batching, and batch processors
+// in its pipelines, must partition by the tenant key. (At run time such a
+// batch names no tenant and is refused; this says so before any is made.)
+func tenantBatching(conf *confmap.Conf, exporter string) []error {
+	var errs []error
+	qb := "exporters::" + exporter + "::sending_queue::batch"
+	queueOn := conf.Get("exporters::"+exporter+"::sending_queue::enabled") != false
+	if queueOn && conf.IsSet(qb) && !listsTenantKey(conf.Get(qb+"::partition::metadata_keys")) {
+		errs = append(errs, fmt.Errorf("exporter %q batches in its sending queue without partitioning by tenant: add %q to %s::partition::metadata_keys, "+
+			"or each batch would mix tenants and be refused", exporter, TenantMetadataKey, qb))
+	}
+	pipelines, _ := conf.Get("service::pipelines").(map[string]any)
+	for _, pname := range sortedKeys(pipelines) {
+		p, _ := pipelines[pname].(map[string]any)
+		if !containsString(p["exporters"], exporter) {
+			continue
+		}
+		procs, _ := p["processors"].([]any)
+		for _, proc := range procs {
+			id, _ := proc.(string)
+			if (id == "batch" || strings.HasPrefix(id, "batch/")) && !listsTenantKey(conf.Get("processors::"+id+"::metadata_keys")) {
+				errs = append(errs, fmt.Errorf("processor %q in pipeline %q batches without the tenant: add %q to processors::%s::metadata_keys",
+					id, pname, TenantMetadataKey, id))
+			}
+		}
+	}
+	return errs
+}
+
+func listsTenantKey(v any) bool {
+	list, _ := v.([]any)
+	for _, k := range list {
+		if s, ok := k.(string); ok && strings.EqualFold(s, TenantMetadataKey) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsString(v any, want string) bool {
+	list, _ := v.([]any)
+	for _, x := range list {
+		if x == want {
+			return true
+		}
+	}
+	return false
 }
 
 // pipelineComponents lists the components each kind has in some pipeline

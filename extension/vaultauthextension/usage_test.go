@@ -3,6 +3,7 @@ package vaultauthextension
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -129,4 +130,31 @@ func TestMisuseFailsAtStart(t *testing.T) {
 		"http": map[string]any{"auth": map[string]any{"authenticator": me}},
 	}}
 	require.NoError(t, client.NotifyConfigSnapshot(context.Background(), snapshot(ok)))
+}
+
+// A tenant-routing client refuses, at start, pipelines that would merge
+// tenants: a sending queue batching without the tenant partition, or a
+// batch processor without the tenant in its metadata_keys.
+func TestTenantBatchingChecked(t *testing.T) {
+	v := "http://127.0.0.1:1"
+	cfg := withToken(clientConfig(v), "t")
+	cfg.Client.Get().Secret.Get().Path = "secret/data/lightstep/teams/{tenant}"
+	cfg.Client.Get().Tenants = configoptional.Some(TenantsConfig{MaxTenants: 10, IdleTimeout: time.Hour})
+	client := create(t, cfg).(extensioncapabilities.ConfigSnapshotWatcher)
+	me := extID.String()
+
+	conf := pipeline("vaultauth/agents", me, map[string]any{"batch": map[string]any{}})
+	conf["exporters"].(map[string]any)["otlp_grpc/lightstep"].(map[string]any)["sending_queue"] = map[string]any{
+		"batch": map[string]any{"flush_timeout": "200ms"},
+	}
+	err := client.NotifyConfigSnapshot(context.Background(), snapshot(conf))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `exporter "otlp_grpc/lightstep" batches in its sending queue without partitioning by tenant: add "vault:tenant" to exporters::otlp_grpc/lightstep::sending_queue::batch::partition::metadata_keys`)
+	assert.Contains(t, err.Error(), `processor "batch" in pipeline "traces" batches without the tenant: add "vault:tenant" to processors::batch::metadata_keys`)
+
+	conf["exporters"].(map[string]any)["otlp_grpc/lightstep"].(map[string]any)["sending_queue"] = map[string]any{
+		"batch": map[string]any{"partition": map[string]any{"metadata_keys": []any{"vault:tenant"}}},
+	}
+	conf["processors"].(map[string]any)["batch"] = map[string]any{"metadata_keys": []any{"vault:tenant"}}
+	require.NoError(t, client.NotifyConfigSnapshot(context.Background(), snapshot(conf)))
 }

@@ -31,6 +31,7 @@ const (
 	reasonInvalidClaims  = "invalid_claims"
 	reasonNoEntity       = "no_entity"
 	reasonUnknownToken   = "unknown_token"
+	reasonNoTenant       = "no_tenant"
 	reasonCachedRefusal  = "cached_refusal"
 	reasonKeysUnavail    = "keys_unavailable"
 	reasonVaultUnavail   = "vault_unavailable"

@@ -29,6 +29,7 @@ var asymmetricAlgorithms = []jose.SignatureAlgorithm{
 type jwtVerifier struct {
 	cfg      IdentityTokenServerConfig
 	rules    identity.Rules
+	tenant   *tenantRule
 	verdicts *verdicts
 	issuers  map[string]issuer
 }
@@ -38,12 +39,12 @@ type issuer struct {
 	namespace string // from the issuer URL: .../v1/<namespace>/identity/oidc
 }
 
-func newJWTVerifier(cfg IdentityTokenServerConfig, rules identity.Rules, v *verdicts, vault vaultclient.VaultConfig, httpClient *http.Client) *jwtVerifier {
+func newJWTVerifier(cfg IdentityTokenServerConfig, rules identity.Rules, tenant *tenantRule, v *verdicts, vault vaultclient.VaultConfig, httpClient *http.Client) *jwtVerifier {
 	issuers := cfg.Issuers
 	if len(issuers) == 0 {
 		issuers = []string{strings.TrimRight(vault.ResolvedAddress(), "/") + "/v1/identity/oidc"}
 	}
-	j := &jwtVerifier{cfg: cfg, rules: rules, verdicts: v, issuers: make(map[string]issuer, len(issuers))}
+	j := &jwtVerifier{cfg: cfg, rules: rules, tenant: tenant, verdicts: v, issuers: make(map[string]issuer, len(issuers))}
 	for _, iss := range issuers {
 		iss = strings.TrimRight(iss, "/")
 		j.issuers[iss] = issuer{
@@ -61,16 +62,18 @@ func (j *jwtVerifier) each(f func(*jwks)) {
 	}
 }
 
-func (j *jwtVerifier) verify(ctx context.Context, raw string, key credentialKey, _ string) (*identity.Identity, error) {
+func (j *jwtVerifier) verify(ctx context.Context, raw string, key credentialKey, _ string) (verdict, error) {
 	id, expires, err := j.check(ctx, raw)
+	if err == nil {
+		id, err = j.tenant.resolve(id)
+	}
 	if err != nil {
 		if ve := verdictOf(err); ve.checked {
 			j.verdicts.refuse(key)
 		}
-		return nil, err
+		return verdict{}, err
 	}
-	j.verdicts.accept(key, identity.AuthData{Identity: id}, expires)
-	return id, nil
+	return j.verdicts.accept(key, id, expires), nil
 }
 
 func (j *jwtVerifier) check(ctx context.Context, raw string) (*identity.Identity, time.Time, error) {

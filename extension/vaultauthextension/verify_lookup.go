@@ -28,6 +28,7 @@ import (
 type lookupVerifier struct {
 	vault    vaultclient.Vault
 	rules    identity.Rules
+	tenant   *tenantRule
 	verdicts *verdicts
 	timeout  time.Duration
 	runCtx   context.Context
@@ -39,10 +40,11 @@ type lookupVerifier struct {
 	entities  *entityCache
 }
 
-func newLookupVerifier(vault vaultclient.Vault, cfg TokenLookupConfig, rules identity.Rules, v *verdicts, timeout, cacheTTL time.Duration) *lookupVerifier {
+func newLookupVerifier(vault vaultclient.Vault, cfg TokenLookupConfig, rules identity.Rules, tenant *tenantRule, v *verdicts, timeout, cacheTTL time.Duration) *lookupVerifier {
 	return &lookupVerifier{
 		vault:     vault,
 		rules:     rules,
+		tenant:    tenant,
 		verdicts:  v,
 		timeout:   timeout,
 		runCtx:    context.Background(),
@@ -56,9 +58,9 @@ func newLookupVerifier(vault vaultclient.Vault, cfg TokenLookupConfig, rules ide
 // verify looks the token up (or joins a lookup in flight) and waits for the
 // verdict as long as the request lets it. key (the token's hash) names the
 // shared flight, so the token never becomes a map key.
-func (v *lookupVerifier) verify(ctx context.Context, token string, key credentialKey, client string) (*identity.Identity, error) {
+func (v *lookupVerifier) verify(ctx context.Context, token string, key credentialKey, client string) (verdict, error) {
 	if reason := vaultTokenShape(token); reason != "" {
-		return nil, refused(reasonMalformed, "not a Vault token: %s", reason)
+		return verdict{}, refused(reasonMalformed, "not a Vault token: %s", reason)
 	}
 	ch := v.inflight.DoChan(string(key[:]), func() (any, error) {
 		return v.lookupAndRecord(token, key, client)
@@ -66,44 +68,46 @@ func (v *lookupVerifier) verify(ctx context.Context, token string, key credentia
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return verdict{}, res.Err
 		}
-		return res.Val.(*identity.Identity), nil
+		return res.Val.(verdict), nil
 	case <-ctx.Done():
-		return nil, unavailable(reasonRequestExpired, errors.New("the request ended before Vault answered; the lookup goes on"))
+		return verdict{}, unavailable(reasonRequestExpired, errors.New("the request ended before Vault answered; the lookup goes on"))
 	}
 }
 
 // lookupAndRecord runs one lookup within the budgets and records its verdict.
-func (v *lookupVerifier) lookupAndRecord(token string, key credentialKey, client string) (*identity.Identity, error) {
+func (v *lookupVerifier) lookupAndRecord(token string, key credentialKey, client string) (verdict, error) {
 	if !v.perClient.allow(client) {
-		return nil, unavailable(reasonRateLimited, errors.New("this client is above max_lookups_per_second_per_client"))
+		return verdict{}, unavailable(reasonRateLimited, errors.New("this client is above max_lookups_per_second_per_client"))
 	}
 	if !v.rate.Allow() {
-		return nil, unavailable(reasonRateLimited, errors.New("lookups above max_lookups_per_second"))
+		return verdict{}, unavailable(reasonRateLimited, errors.New("lookups above max_lookups_per_second"))
 	}
 	select {
 	case v.slots <- struct{}{}:
 		defer func() { <-v.slots }()
 	default:
-		return nil, unavailable(reasonRateLimited, errors.New("too many Vault lookups in flight"))
+		return verdict{}, unavailable(reasonRateLimited, errors.New("too many Vault lookups in flight"))
 	}
 	select {
 	case <-v.vault.LoggedIn():
 	default:
-		return nil, unavailable(reasonNotLoggedIn, errors.New("gateway not logged in to Vault yet"))
+		return verdict{}, unavailable(reasonNotLoggedIn, errors.New("gateway not logged in to Vault yet"))
 	}
 	ctx, cancel := context.WithTimeout(v.runCtx, v.timeout)
 	defer cancel()
 	id, expires, err := v.lookup(ctx, token)
+	if err == nil {
+		id, err = v.tenant.resolve(id)
+	}
 	if err != nil {
 		if verdictOf(err).checked {
 			v.verdicts.refuse(key)
 		}
-		return nil, err
+		return verdict{}, err
 	}
-	v.verdicts.accept(key, identity.AuthData{Identity: id}, expires)
-	return id, nil
+	return v.verdicts.accept(key, id, expires), nil
 }
 
 func (v *lookupVerifier) lookup(ctx context.Context, token string) (*identity.Identity, time.Time, error) {

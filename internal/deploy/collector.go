@@ -164,7 +164,11 @@ func (c *Collector) signal(sig syscall.Signal, wait time.Duration) {
 
 // Metric sums the samples of an internal metric (Prometheus text format:
 // the exact name, any labels), and says whether any was found.
-func (c *Collector) Metric(name string) (float64, bool) {
+func (c *Collector) Metric(name string) (float64, bool) { return c.MetricWhere(name) }
+
+// MetricWhere is Metric over the samples whose labels include each of
+// labels (`tenant="team-a"`).
+func (c *Collector) MetricWhere(name string, labels ...string) (float64, bool) {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.MetricsPort))
 	if err != nil {
 		return 0, false
@@ -176,7 +180,15 @@ func (c *Collector) Metric(name string) (float64, bool) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, name); !ok || (rest == "" || (rest[0] != '{' && rest[0] != ' ')) {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		matches := true
+		for _, l := range labels {
+			matches = matches && strings.Contains(rest, l)
+		}
+		if !matches {
 			continue
 		}
 		fields := strings.Fields(line)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -20,6 +22,18 @@ type Options struct {
 	FirstToken string
 	// Gateways is how many gateways run (agents are spread across them). Default 1.
 	Gateways int
+	// Teams, when set, runs the multi-team gateway (gateway-multitenant.yaml)
+	// in front of a Lightstep stand-in with one project per team, instead
+	// of the single-token gateway; Workloads is then the teams' workloads.
+	Teams []Team
+}
+
+// Team is one tenant: its workloads, and its first Lightstep token ("" for
+// a team whose token is not in Vault yet).
+type Team struct {
+	Name      string
+	Workloads []string
+	Token     string
 }
 
 // Deployment is the shipped deployment, running for real: Vault (reached
@@ -37,6 +51,11 @@ type Deployment struct {
 	Agents    []*Collector
 	Workloads []Workload
 	Senders   []*Sender
+	// With Teams: the stand-in's projects, each workload's team (by
+	// index), and each team's token writer.
+	Projects  *Projects
+	TeamOf    []string
+	TeamWrite map[string]func(token string) int
 	// Rotate writes a new version of the Lightstep token, as an operator
 	// with the lightstep-token-writer policy would, and returns its version.
 	Rotate func(token string) int
@@ -60,31 +79,57 @@ func Start(t T, o Options) *Deployment {
 	d := &Deployment{Vault: vaulttest.Start(t)}
 	d.Proxy = vaulttest.NewProxy(t, d.Vault.HostPort())
 	d.Audience = ConfigureVault(t, d.Vault, d.Proxy.Addr)
-	d.Rotate = TokenWriter(t, d.Vault)
-	d.Rotate(o.FirstToken)
 
-	d.Sink = StartSink(t)
-	d.StandIn = StartStandIn(t, d.Sink, o.FirstToken)
+	gatewayConfig, gatewayRole, lightstep := Example("gateway.yaml"), "otel-gateway", ""
+	if len(o.Teams) == 0 {
+		d.Rotate = TokenWriter(t, d.Vault)
+		d.Rotate(o.FirstToken)
+		d.Sink = StartSink(t)
+		d.StandIn = StartStandIn(t, d.Sink, o.FirstToken)
+		lightstep = d.StandIn.OTLPGRPC
+	} else {
+		gatewayConfig, gatewayRole = Example("gateway-multitenant.yaml"), "otel-gateway-teams"
+		d.Projects = StartProjects(t)
+		lightstep = d.Projects.GRPCAddr
+		d.TeamWrite = map[string]func(string) int{}
+		o.Workloads = nil
+		for _, team := range o.Teams {
+			d.TeamWrite[team.Name] = TeamTokenWriter(t, d.Vault, team.Name)
+			if team.Token != "" {
+				d.Projects.Accept(team.Name, team.Token)
+				d.TeamWrite[team.Name](team.Token)
+			}
+			for _, w := range team.Workloads {
+				o.Workloads = append(o.Workloads, w)
+				d.TeamOf = append(d.TeamOf, team.Name)
+			}
+		}
+	}
 	for i := range o.Gateways {
-		gw := AppRoleCredentials(t, d.Vault, "otel-gateway")
+		gw := AppRoleCredentials(t, d.Vault, gatewayRole)
 		name := "gateway"
 		if o.Gateways > 1 {
 			name = fmt.Sprint("gateway-", i)
 		}
-		d.Gateways = append(d.Gateways, StartCollector(t, name, Example("gateway.yaml"), map[string]string{
+		d.Gateways = append(d.Gateways, StartCollector(t, name, gatewayConfig, map[string]string{
 			"VAULT_ADDR":                 d.Proxy.Addr,
 			"VAULT_ROLE_ID_FILE":         gw.RoleIDFile,
 			"VAULT_SECRET_ID_FILE":       gw.SecretIDFile,
 			"AGENT_AUDIENCE":             d.Audience,
 			"QUEUE_DIR":                  filepath.Join(t.TempDir(), "queue"),
-			"LIGHTSTEP_ENDPOINT":         d.StandIn.OTLPGRPC,
+			"LIGHTSTEP_ENDPOINT":         lightstep,
 			"LIGHTSTEP_INSECURE":         "true",
 			"LIGHTSTEP_REFRESH_INTERVAL": o.RefreshInterval,
 		}, overlay(o.GatewayOverlay)...))
 	}
 	d.Gateway = d.Gateways[0]
 	for i, name := range o.Workloads {
-		w := NewWorkload(t, d.Vault, name)
+		var w Workload
+		if d.TeamOf != nil {
+			w = NewTeamWorkload(t, d.Vault, name, d.TeamOf[i])
+		} else {
+			w = NewWorkload(t, d.Vault, name)
+		}
 		agent := StartCollector(t, "agent-"+name, Example("agent.yaml"), map[string]string{
 			"VAULT_ADDR":           d.Proxy.Addr,
 			"VAULT_ROLE_ID_FILE":   w.RoleIDFile,
@@ -106,15 +151,25 @@ func overlay(path string) []string {
 	return []string{path}
 }
 
+// arrived says whether a span reached the backend (any project, with teams).
+func (d *Deployment) arrived(id pcommon.SpanID) bool {
+	if d.Projects != nil {
+		return len(d.Projects.Landed(id)) > 0
+	}
+	_, ok := d.Sink.Span(id)
+	return ok
+}
+
 // AllArrived says whether every span any workload's agent took has reached
 // the backend, and how many were sent.
 func (d *Deployment) AllArrived() (bool, int) {
 	sent := 0
 	all := true
 	for _, s := range d.Senders {
-		ids := s.Sent()
-		sent += len(ids)
-		all = all && len(d.Sink.Missing(ids)) == 0
+		for _, id := range s.Sent() {
+			sent++
+			all = all && d.arrived(id)
+		}
 	}
 	return all, sent
 }
@@ -124,7 +179,12 @@ func (d *Deployment) AllArrived() (bool, int) {
 func (d *Deployment) Lost(perRequest int) int {
 	lost := 0
 	for _, s := range d.Senders {
-		lost += len(d.Sink.Missing(s.Sent())) + s.Errors()*perRequest
+		for _, id := range s.Sent() {
+			if !d.arrived(id) {
+				lost++
+			}
+		}
+		lost += s.Errors() * perRequest
 	}
 	return lost
 }

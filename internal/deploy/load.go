@@ -15,8 +15,8 @@ import (
 // Sender is one workload's application: an OTLP gRPC client (the
 // Collector's own exporter, retrying, without a queue, so a nil error means
 // its agent has the data) that sends spans with ids it remembers. Each batch
-// also carries a forged vault.entity.id, at resource and span level, that
-// must never survive.
+// also carries a forged vault.entity.id and vault.tenant, at resource and
+// span level, that must never survive.
 type Sender struct {
 	Workload string
 	exp      exporter.Traces
@@ -28,8 +28,11 @@ type Sender struct {
 	errs int
 }
 
-// ForgedEntity is what senders put in vault.entity.id.
-const ForgedEntity = "forged-entity"
+// ForgedEntity and ForgedTenant are what senders put in vault.entity.id and vault.tenant.
+const (
+	ForgedEntity = "forged-entity"
+	ForgedTenant = "forged-tenant"
+)
 
 // NewSender connects a workload's application to its agent's OTLP gRPC endpoint.
 func NewSender(t T, workload string, index int, agentGRPC string) *Sender {
@@ -52,6 +55,7 @@ func (s *Sender) Send(n int) bool {
 	rs.Resource().Attributes().PutStr("service.name", s.Workload)
 	rs.Resource().Attributes().PutStr("workload", s.Workload)
 	rs.Resource().Attributes().PutStr("vault.entity.id", ForgedEntity)
+	rs.Resource().Attributes().PutStr("vault.tenant", ForgedTenant)
 	spans := rs.ScopeSpans().AppendEmpty().Spans()
 	s.mu.Lock()
 	ids := make([]pcommon.SpanID, n)
@@ -67,6 +71,7 @@ func (s *Sender) Send(n int) bool {
 		span.SetSpanID(id)
 		span.SetTraceID(pcommon.TraceID([16]byte{1, byte(s.index), 3}))
 		span.Attributes().PutStr("vault.entity.id", ForgedEntity)
+		span.Attributes().PutStr("vault.tenant", ForgedTenant)
 	}
 	err := s.exp.ConsumeTraces(context.Background(), td)
 	s.mu.Lock()

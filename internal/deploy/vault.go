@@ -83,9 +83,29 @@ type Workload struct {
 // entity, and the alias that makes the role's logins that entity.
 func NewWorkload(t T, v *vaulttest.Server, name string) Workload {
 	t.Helper()
-	v.Write(t, "auth/approle/role/"+name, v.Read(t, "auth/approle/role/otel-agent").Data)
+	return newEntityRole(t, v, name, "otel-agent", nil)
+}
+
+// NewTeamWorkload is NewWorkload for a workload of a team: its entity's
+// metadata says team=<team> (set by Vault admins; the agent's identity
+// token carries it as the claim the multi-team gateway routes by).
+func NewTeamWorkload(t T, v *vaulttest.Server, name, team string) Workload {
+	t.Helper()
+	return newEntityRole(t, v, name, "otel-agent", map[string]any{"team": team})
+}
+
+// newEntityRole creates AppRole role name with the settings of base, an
+// entity named name with metadata, and the alias that makes the role's
+// logins that entity.
+func newEntityRole(t T, v *vaulttest.Server, name, base string, metadata map[string]any) Workload {
+	t.Helper()
+	v.Write(t, "auth/approle/role/"+name, v.Read(t, "auth/approle/role/"+base).Data)
 	creds := AppRoleCredentials(t, v, name)
-	entityID := v.Write(t, "identity/entity", map[string]any{"name": name}).Data["id"].(string)
+	entity := map[string]any{"name": name}
+	if metadata != nil {
+		entity["metadata"] = metadata
+	}
+	entityID := v.Write(t, "identity/entity", entity).Data["id"].(string)
 	auths, err := v.Client.Sys().ListAuthWithContext(context.Background())
 	if err != nil {
 		t.Fatalf("list auth: %v", err)
@@ -96,21 +116,36 @@ func NewWorkload(t T, v *vaulttest.Server, name string) Workload {
 	return Workload{Name: name, EntityID: entityID, Credentials: creds}
 }
 
-// TokenWriter logs in as lightstep-token-writer and returns a function that
-// writes a new version of the Lightstep token, as an operator rotating it would.
-func TokenWriter(t T, v *vaulttest.Server) func(token string) int {
+// TeamTokenWriter logs in as team's token writer (a role made like
+// lightstep-team-writer, an entity with metadata team=<team>) and returns a
+// function that writes a new version of that team's Lightstep token.
+func TeamTokenWriter(t T, v *vaulttest.Server, team string) func(token string) int {
 	t.Helper()
-	creds := AppRoleCredentials(t, v, "lightstep-token-writer")
+	w := newEntityRole(t, v, "lightstep-writer-"+team, "lightstep-team-writer", map[string]any{"team": team})
+	return kvWriter(t, v, w.Credentials, "lightstep/teams/"+team)
+}
+
+// kvWriter logs in with creds and returns a function that writes a new
+// access_token version at path (under the KV v2 mount secret).
+func kvWriter(t T, v *vaulttest.Server, creds Credentials, path string) func(token string) int {
+	t.Helper()
 	secretID, _ := os.ReadFile(creds.SecretIDFile)
 	login := v.Write(t, "auth/approle/login", map[string]any{"role_id": creds.RoleID, "secret_id": strings.TrimSpace(string(secretID))})
 	writer := v.ClientWithToken(t, login.Auth.ClientToken)
 	return func(token string) int {
-		sec, err := writer.KVv2("secret").Put(context.Background(), "lightstep/prod", map[string]any{"access_token": token})
+		sec, err := writer.KVv2("secret").Put(context.Background(), path, map[string]any{"access_token": token})
 		if err != nil {
-			t.Fatalf("token writer: %v", err)
+			t.Fatalf("token writer for %s: %v", path, err)
 		}
 		return sec.VersionMetadata.Version
 	}
+}
+
+// TokenWriter logs in as lightstep-token-writer and returns a function that
+// writes a new version of the Lightstep token, as an operator rotating it would.
+func TokenWriter(t T, v *vaulttest.Server) func(token string) int {
+	t.Helper()
+	return kvWriter(t, v, AppRoleCredentials(t, v, "lightstep-token-writer"), "lightstep/prod")
 }
 
 func write(t T, path, content string) {

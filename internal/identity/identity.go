@@ -98,6 +98,23 @@ func (id *Identity) Get(key string) (string, bool) {
 // callers must not modify it.
 func (id *Identity) Attributes() []Attribute { return id.attrs }
 
+// With returns the identity with a, added or replacing the value a.Key had.
+func (id *Identity) With(a Attribute) *Identity {
+	extra := make([]Attribute, 0, len(id.attrs))
+	extra = append(extra, a)
+	var ns string
+	for _, b := range id.attrs[1:] {
+		switch b.Key {
+		case Namespace:
+			ns = b.Value
+		case a.Key:
+		default:
+			extra = append(extra, b)
+		}
+	}
+	return New(id.EntityID(), ns, extra...)
+}
+
 // IsReserved says whether key belongs to the identity: "vault", or a key
 // starting with "vault.", compared without regard to ASCII letter case
 // (Unicode case folding maps no other character onto these five letters).

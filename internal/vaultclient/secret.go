@@ -124,7 +124,13 @@ func (w *SecretWatcher) Run(ctx context.Context) {
 			v, isKV2, err := w.read(ctx)
 			if err != nil {
 				w.failed(err)
-				if !w.sleep(ctx, b.Delay(), expiry, &current) {
+				// A secret not there yet is looked for again every interval
+				// (its writer may add it any time), not at a growing backoff.
+				delay := b.Delay()
+				if IsMissing(err) {
+					delay = min(delay, w.interval)
+				}
+				if !w.sleep(ctx, delay, expiry, &current) {
 					return
 				}
 				continue
@@ -232,7 +238,7 @@ func (w *SecretWatcher) read(ctx context.Context) (Value, bool, error) {
 // never a value.
 func decodeSecret(sec *api.Secret, cfg SecretConfig, readAt time.Time) (Value, bool, error) {
 	if sec == nil {
-		return Value{}, false, errors.New("no secret at this path")
+		return Value{}, false, ErrNoSecret
 	}
 	data := sec.Data
 	var v Value
@@ -246,14 +252,14 @@ func decodeSecret(sec *api.Secret, cfg SecretConfig, readAt time.Time) (Value, b
 			}
 			inner, ok := data["data"].(map[string]any)
 			if !ok {
-				return Value{}, kv2, fmt.Errorf("version %d has no data (deleted or destroyed)", v.Version)
+				return Value{}, kv2, missing(fmt.Sprintf("version %d has no data (deleted or destroyed)", v.Version))
 			}
 			data = inner
 		}
 	}
 	raw, ok := data[cfg.Key]
 	if !ok {
-		return Value{}, kv2, fmt.Errorf("no key %q in the secret", cfg.Key)
+		return Value{}, kv2, missing(fmt.Sprintf("no key %q in the secret", cfg.Key))
 	}
 	s, ok := raw.(string)
 	if !ok || s == "" {
@@ -269,6 +275,23 @@ func decodeSecret(sec *api.Secret, cfg SecretConfig, readAt time.Time) (Value, b
 		}
 	}
 	return v, kv2, nil
+}
+
+// ErrNoSecret says the path holds no value for the key: no secret there, a
+// deleted version, or no such key.
+var ErrNoSecret = errors.New("no secret at this path")
+
+// missing is an error that says what is missing and is ErrNoSecret.
+type missing string
+
+func (m missing) Error() string        { return string(m) }
+func (m missing) Is(target error) bool { return target == ErrNoSecret }
+
+// IsMissing says whether err means the secret is not there for this token
+// (none at the path, no such key, or not readable by its policy), rather
+// than that Vault could not be asked.
+func IsMissing(err error) bool {
+	return errors.Is(err, ErrNoSecret) || isStatus(err, http.StatusNotFound) || isStatus(err, http.StatusForbidden)
 }
 
 // kv2PathHint explains Vault's answer to a KV v2 path read without /data/:

@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	meter                            metric.Meter
 	mu                               sync.Mutex
 	registrations                    []metric.Registration
+	VaultauthCredentialAvailable     metric.Int64ObservableGauge
 	VaultauthCredentialExpirySeconds metric.Float64ObservableGauge
 	VaultauthRotations               metric.Int64Counter
 	VaultauthSecretVersion           metric.Int64ObservableGauge
@@ -47,6 +48,21 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterVaultauthCredentialAvailableCallback sets callback for observable VaultauthCredentialAvailable metric.
+func (builder *TelemetryBuilder) RegisterVaultauthCredentialAvailableCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.VaultauthCredentialAvailable, obs: o})
+		return nil
+	}, builder.VaultauthCredentialAvailable)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
 }
 
 // RegisterVaultauthCredentialExpirySecondsCallback sets callback for observable VaultauthCredentialExpirySeconds metric.
@@ -162,6 +178,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.VaultauthCredentialAvailable, err = builder.meter.Int64ObservableGauge(
+		"otelcol_vaultauth_credential_available",
+		metric.WithDescription("1 when a credential is ready to send, 0 when exports wait for one (per tenant with tenants). [Alpha]"),
+		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
 	builder.VaultauthCredentialExpirySeconds, err = builder.meter.Float64ObservableGauge(
 		"otelcol_vaultauth_credential_expiry_seconds",
 		metric.WithDescription("Seconds until the credential in use expires (its lease ends); absent when it does not expire. [Alpha]"),

@@ -20,6 +20,10 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	require.NoError(t, tb.RegisterVaultauthCredentialAvailableCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	require.NoError(t, tb.RegisterVaultauthCredentialExpirySecondsCallback(func(_ context.Context, observer metric.Float64Observer) error {
 		observer.Observe(1)
 		return nil
@@ -43,6 +47,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.VaultauthRotations.Add(context.Background(), 1)
 	tb.VaultauthServerRequests.Add(context.Background(), 1)
 	tb.VaultauthVaultRequestFailures.Add(context.Background(), 1)
+	AssertEqualVaultauthCredentialAvailable(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualVaultauthCredentialExpirySeconds(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())

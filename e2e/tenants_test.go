@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+)
+
+// One gateway (examples/gateway-multitenant.yaml), three teams with two
+// workloads each, a Lightstep stand-in with one project per team accepting
+// only its own token: every span must land in its own team's project, only.
+
+func teams(withTokenC bool) []deploy.Team {
+	c := deploy.Team{Name: "team-c", Workloads: []string{"c1", "c2"}}
+	if withTokenC {
+		c.Token = "ls-c-v1"
+	}
+	return []deploy.Team{
+		{Name: "team-a", Workloads: []string{"a1", "a2"}, Token: "ls-a-v1"},
+		{Name: "team-b", Workloads: []string{"b1", "b2"}, Token: "ls-b-v1"},
+		c,
+	}
+}
+
+// forgedTenantHeaders makes every agent send headers naming another tenant,
+// as a compromised agent could: they must change nothing.
+var forgedTenantHeaders = deploy.Testdata("overlays/agent-forged-tenant.yaml")
+
+// load sends from every workload until stopped (bounded), each request
+// retried by the workload's exporter until its agent takes it.
+func load(t *testing.T, d *deploy.Deployment) (stop func()) {
+	t.Helper()
+	var halt atomic.Bool
+	var wg sync.WaitGroup
+	for _, s := range d.Senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 3000 && !halt.Load(); i++ {
+				s.Send(batch)
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { halt.Store(true); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// isolation checks every span sent by the workloads of the listed teams:
+// it landed exactly once, in its own team's project, stamped with its own
+// team. It returns how many it checked.
+func isolation(t *testing.T, d *deploy.Deployment, teams ...string) int {
+	t.Helper()
+	checked := 0
+	for i, s := range d.Senders {
+		team := d.TeamOf[i]
+		if !contains(teams, team) {
+			continue
+		}
+		for _, id := range s.Sent() {
+			landed := d.Projects.Landed(id)
+			require.Equal(t, []string{team}, landed, "%s span %s: landed in the wrong project, or more than once", s.Workload, id)
+			span, _ := d.Projects.Span(id)
+			require.Equal(t, []string{team}, span.Resource.Values("vault.tenant"), "%s span: stamped tenant", s.Workload)
+			require.Equal(t, []string{d.Workloads[i].EntityID}, span.Resource.Values("vault.entity.id"), "%s span", s.Workload)
+			require.Empty(t, span.Span.Values("vault.tenant"), "%s span: the forged tenant survived", s.Workload)
+			checked++
+		}
+	}
+	return checked
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitTeams waits until every span the teams' workloads sent has landed.
+func awaitTeams(t *testing.T, d *deploy.Deployment, teams ...string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for i, s := range d.Senders {
+			if !contains(teams, d.TeamOf[i]) {
+				continue
+			}
+			for _, id := range s.Sent() {
+				if len(d.Projects.Landed(id)) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}, eventually, poll, "spans of %v never landed\ngateway log:\n%s", teams, d.Gateway.LogTail(30))
+}
+
+func TestTenantsEndToEnd(t *testing.T) {
+	d := deploy.Start(t, deploy.Options{Teams: teams(false), AgentOverlay: forgedTenantHeaders})
+	stop := load(t, d)
+
+	// Teams a and b flow; team c, without a token, is held.
+	require.Eventually(t, func() bool { return d.Projects.Count() > 300 }, eventually, poll)
+	held, _ := d.Gateway.MetricWhere("otelcol_vaultauth_credential_available", `tenant="team-c"`)
+	assert.Zero(t, held, "team-c has a credential?")
+	for i, s := range d.Senders {
+		if d.TeamOf[i] == "team-c" {
+			for _, id := range s.Sent() {
+				require.Empty(t, d.Projects.Landed(id), "team-c's data left without a token of its own")
+			}
+		}
+	}
+
+	// Team c's token is written: its held data flows, with no restart.
+	d.Projects.Accept("team-c", "ls-c-v1")
+	written := time.Now()
+	d.TeamWrite["team-c"]("ls-c-v1")
+	require.Eventually(t, func() bool {
+		v, _ := d.Gateway.MetricWhere("otelcol_vaultauth_credential_available", `tenant="team-c"`)
+		return v == 1
+	}, eventually, poll)
+	pickedUp := time.Since(written)
+	stop()
+	awaitTeams(t, d, "team-a", "team-b", "team-c")
+	flowed := time.Since(written)
+	n := isolation(t, d, "team-a", "team-b", "team-c")
+
+	failed, _ := d.Gateway.Metric("otelcol_exporter_send_failed_spans")
+	assert.Zero(t, failed, "an export was refused by a project")
+	t.Logf("tenants: %d spans from 3 teams (6 workloads, forged tenant headers and attributes), 0 cross-tenant, 0 duplicates; "+
+		"team-c's token picked up %s after it was written, its held data all landed within %s (refresh_interval 500ms, exporter retry up to 5s)",
+		n, pickedUp.Round(time.Millisecond), flowed.Round(time.Millisecond))
+	assert.Less(t, pickedUp, 2*time.Second, "the new tenant's token is read within refresh_interval")
+}
+
+func TestTenantsGatewayKilledMidRun(t *testing.T) {
+	d := deploy.Start(t, deploy.Options{Teams: teams(true)})
+	stop := load(t, d)
+	require.Eventually(t, func() bool { return d.Projects.Count() > 300 }, eventually, poll)
+	d.Gateway.Kill()
+	require.False(t, d.Gateway.Healthy(), "the gateway still answers after SIGKILL")
+	d.Gateway.Restart()
+	after := d.Projects.Count()
+	require.Eventually(t, func() bool { return d.Projects.Count() > after+300 }, eventually, poll, "nothing flows after the restart")
+	stop()
+	awaitTeams(t, d, "team-a", "team-b", "team-c")
+	n := isolation(t, d, "team-a", "team-b", "team-c")
+	t.Logf("gateway SIGKILLed mid-run: %d spans from 3 teams, 0 lost, 0 duplicates, 0 cross-tenant", n)
+}
+
+func TestTenantRotationUnderLoad(t *testing.T) {
+	d := deploy.Start(t, deploy.Options{Teams: teams(true)})
+	stop := load(t, d)
+	require.Eventually(t, func() bool { return d.Projects.Count() > 300 }, eventually, poll)
+
+	d.Projects.Accept("team-a", "ls-a-v1", "ls-a-v2")
+	rotated := time.Now()
+	require.Equal(t, 2, d.TeamWrite["team-a"]("ls-a-v2"))
+	require.Eventually(t, func() bool {
+		v, _ := d.Gateway.MetricWhere("otelcol_vaultauth_secret_version", `tenant="team-a"`)
+		return v == 2
+	}, eventually, poll)
+	took := time.Since(rotated)
+	d.Projects.Accept("team-a", "ls-a-v2") // end of the overlap
+	before := d.Projects.Count()
+	require.Eventually(t, func() bool { return d.Projects.Count() > before+300 }, eventually, poll)
+	stop()
+	awaitTeams(t, d, "team-a", "team-b", "team-c")
+	n := isolation(t, d, "team-a", "team-b", "team-c")
+
+	failed, _ := d.Gateway.Metric("otelcol_exporter_send_failed_spans")
+	assert.Zero(t, failed, "an export failed during the rotation")
+	for _, team := range []string{"team-b", "team-c"} {
+		v, _ := d.Gateway.MetricWhere("otelcol_vaultauth_secret_version", fmt.Sprintf(`tenant=%q`, team))
+		assert.EqualValues(t, 1, v, "%s's token moved", team)
+		r, _ := d.Gateway.MetricWhere("otelcol_vaultauth_rotations", fmt.Sprintf(`tenant=%q`, team))
+		assert.Zero(t, r, "%s rotated", team)
+	}
+	t.Logf("team-a rotated under load: picked up after %s; %d spans, 0 failed exports, 0 lost, other teams untouched", took.Round(time.Millisecond), n)
+}
+
+// A queue that batches without partitioning by tenant would mix teams: the
+// gateway refuses to start, saying which key to add.
+func TestTenantBatchingWithoutPartitionStopsTheGateway(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, deploy.CollectorBinary(), "--config", "file:"+deploy.Example("gateway-multitenant.yaml"),
+		"--set", "exporters::otlp_grpc/lightstep::sending_queue::batch::partition::metadata_keys=[]",
+		"--set", "receivers::otlp::protocols::grpc::endpoint="+deploy.FreeAddr(t),
+		"--set", "receivers::otlp::protocols::http::endpoint="+deploy.FreeAddr(t),
+		"--set", "extensions::health_check::endpoint="+deploy.FreeAddr(t),
+		"--set", "service::telemetry::metrics::level=none")
+	cmd.Env = []string{"VAULT_ADDR=http://127.0.0.1:1", "VAULT_ROLE_ID_FILE=/r", "VAULT_SECRET_ID_FILE=/s",
+		"AGENT_AUDIENCE=aud", "QUEUE_DIR=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "the gateway started: %s", out)
+	assert.Contains(t, string(out), `exporter "otlp_grpc/lightstep" batches in its sending queue without partitioning by tenant: add "vault:tenant" to exporters::otlp_grpc/lightstep::sending_queue::batch::partition::metadata_keys`)
+}

@@ -1,0 +1,237 @@
+package vaultauthextension
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
+)
+
+// tenantSources gives each tenant its own credential: the export's
+// context names the tenant (client.Info.Metadata vault:tenant, set by the
+// server side from the verified identity and carried through partitioned
+// batching and the persistent queue), and that tenant's secret is watched
+// from its first export on, with the same renewal, version watching and
+// keep-last-good as the single secret. An export whose context names no
+// tenant is refused: it could only be sent with some other tenant's token.
+type tenantSources struct {
+	link *clientAuth
+
+	runCtx context.Context
+
+	mu     sync.Mutex
+	byName map[string]*tenantSlot
+	// snapshot is byName for the request path: a map never modified once
+	// published, so lookups take no lock.
+	snapshot atomic.Pointer[map[string]*tenantSlot]
+
+	warnedNoTenant atomic.Int64 // unix nanos of the last warning
+}
+
+// tenantSlot is one tenant's credential and its watcher.
+type tenantSlot struct {
+	src      *secretSource
+	cancel   context.CancelFunc
+	lastUsed atomic.Int64 // unix seconds
+	missing  atomic.Bool  // its last read found no secret (or none it may read)
+	hasPath  bool         // the tenant has a secret path at all
+}
+
+var _ credentialSource = (*tenantSources)(nil)
+
+func newTenantSources(c *clientAuth) *tenantSources {
+	t := &tenantSources{link: c, runCtx: context.Background(), byName: map[string]*tenantSlot{}}
+	t.snapshot.Store(&map[string]*tenantSlot{})
+	return t
+}
+
+func (t *tenantSources) cfg() *TenantsConfig { return t.link.cfg.Tenants.Get() }
+
+// start begins the watching: the default tenant's secret at once (so the
+// fallback is ready), others on demand; idle tenants are let go.
+func (t *tenantSources) start(runCtx context.Context) error {
+	t.mu.Lock()
+	t.runCtx = runCtx
+	t.mu.Unlock()
+	if d := t.cfg().Default; d != "" {
+		if _, err := t.slot(d); err != nil {
+			return err
+		}
+	}
+	t.link.run(func() { t.evictIdle(runCtx) })
+	return t.registerGauges()
+}
+
+// errNoTenant is what an export without a tenant gets: permanent, since
+// retrying cannot name one (a batch merged across tenants, or data that
+// never passed a tenant-aware receiver).
+func (t *tenantSources) errNoTenant() error {
+	msg := fmt.Sprintf("%s: the export names no tenant (client metadata %q), so no tenant's token may be sent with it; "+
+		"batching must keep tenants apart: add %q to sending_queue::batch::partition::metadata_keys (and to the batch "+
+		"processor's metadata_keys), and authenticate the receiver with a vaultauth server that has a tenant block",
+		t.link.id, TenantMetadataKey, TenantMetadataKey)
+	now := time.Now().UnixNano()
+	if last := t.warnedNoTenant.Load(); now-last > int64(refusalLogEvery) && t.warnedNoTenant.CompareAndSwap(last, now) {
+		t.link.logger.Error("refused an export without a tenant", zap.String("why", msg))
+	}
+	return errors.New(msg)
+}
+
+func (t *tenantSources) credential(ctx context.Context) (*credential, error) {
+	tenant, ok := tenantOf(client.FromContext(ctx))
+	if !ok {
+		// PermissionDenied, not restricted by gRPC and permanent for the exporter.
+		return nil, permanent(status.Error(codes.PermissionDenied, t.errNoTenant().Error()))
+	}
+	slot, err := t.slot(tenant)
+	if err != nil {
+		return nil, err
+	}
+	if c := slot.src.current.Load(); c != nil {
+		return c, nil
+	}
+	if d := t.cfg().Default; d != "" && d != tenant && (slot.missing.Load() || !slot.hasPath) {
+		if def, err := t.slot(d); err == nil {
+			if c := def.src.current.Load(); c != nil {
+				return c, nil
+			}
+		}
+	}
+	return nil, slot.src.errMissing
+}
+
+// permanent marks err so that HTTP exporters drop the data too (gRPC
+// exporters read the status code).
+func permanent(err error) error { return consumererror.NewPermanent(err) }
+
+// rejected asks the tenant's watcher to re-read.
+func (t *tenantSources) rejected(ctx context.Context) {
+	if tenant, ok := tenantOf(client.FromContext(ctx)); ok {
+		if slot := (*t.snapshot.Load())[tenant]; slot != nil {
+			slot.src.rejected(ctx)
+		}
+	}
+}
+
+// slot returns the tenant's slot, starting to watch its secret on first use.
+func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
+	now := time.Now().Unix()
+	if s := (*t.snapshot.Load())[tenant]; s != nil {
+		if s.lastUsed.Load() != now { // one write a second, not one per export
+			s.lastUsed.Store(now)
+		}
+		return s, nil
+	}
+	if err := validTenant(tenant); err != nil {
+		return nil, permanent(status.Error(codes.PermissionDenied, err.Error()))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.byName[tenant]; s != nil {
+		return s, nil
+	}
+	if len(t.byName) >= t.cfg().MaxTenants {
+		return nil, status.Error(codes.Unavailable, fmt.Sprintf("%s: tenant %q would be one more than max_tenants (%d)", t.link.id, tenant, t.cfg().MaxTenants))
+	}
+	s := &tenantSlot{src: newSecretSource(t.link.id, t.link.cfg, tenant, t.link.telemetry, t.link.logger)}
+	s.lastUsed.Store(now)
+	secret, hasPath := t.link.cfg.tenantSecret(tenant)
+	s.hasPath = hasPath
+	s.src.errMissing = status.Error(codes.Unavailable, fmt.Sprintf("%s: no credential for tenant %q yet (%s)", t.link.id, tenant, secret.Path))
+	if hasPath {
+		ctx, cancel := context.WithCancel(t.runCtx)
+		s.cancel = cancel
+		activity := "secret read (tenant " + tenant + ")"
+		report := func(_ string, err error) {
+			s.missing.Store(err != nil && vaultclient.IsMissing(err))
+			t.link.report(activity, err)
+		}
+		w := vaultclient.NewSecretWatcher(t.link.session, t.link.conf.Vault.Retry, secret, t.link.cfg.RefreshInterval,
+			t.link.logger.With(zap.String("tenant", tenant)), report, s.src.set)
+		s.src.watcher = w
+		t.link.run(func() { w.Run(ctx) })
+	} else {
+		s.missing.Store(true)
+	}
+	t.byName[tenant] = s
+	t.publishLocked()
+	return s, nil
+}
+
+func (t *tenantSources) publishLocked() {
+	next := make(map[string]*tenantSlot, len(t.byName))
+	for k, v := range t.byName {
+		next[k] = v
+	}
+	t.snapshot.Store(&next)
+}
+
+// evictIdle stops watching tenants that sent nothing for idle_timeout.
+func (t *tenantSources) evictIdle(ctx context.Context) {
+	every := min(t.cfg().IdleTimeout/2, time.Minute)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cutoff := time.Now().Add(-t.cfg().IdleTimeout).Unix()
+		t.mu.Lock()
+		for name, s := range t.byName {
+			if s.lastUsed.Load() < cutoff && name != t.cfg().Default {
+				if s.cancel != nil {
+					s.cancel()
+				}
+				delete(t.byName, name)
+				t.link.report("secret read (tenant "+name+")", nil) // it no longer counts against the status
+				t.link.logger.Info("stopped watching an idle tenant's secret", zap.String("tenant", name))
+			}
+		}
+		t.publishLocked()
+		t.mu.Unlock()
+	}
+}
+
+// registerGauges reports each tenant's credential: version, age, expiry, availability.
+func (t *tenantSources) registerGauges() error {
+	each := func(f func(*tenantSlot)) {
+		for _, s := range *t.snapshot.Load() {
+			f(s)
+		}
+	}
+	if err := t.link.telemetry.RegisterVaultauthSecretVersionCallback(func(_ context.Context, o metric.Int64Observer) error {
+		each(func(s *tenantSlot) { s.src.observeVersion(o) })
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := t.link.telemetry.RegisterVaultauthSecretVersionAgeSecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
+		each(func(s *tenantSlot) { s.src.observeAge(o) })
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := t.link.telemetry.RegisterVaultauthCredentialExpirySecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
+		each(func(s *tenantSlot) { s.src.observeExpiry(o) })
+		return nil
+	}); err != nil {
+		return err
+	}
+	return t.link.telemetry.RegisterVaultauthCredentialAvailableCallback(func(_ context.Context, o metric.Int64Observer) error {
+		each(func(s *tenantSlot) { s.src.observeAvailable(o) })
+		return nil
+	})
+}

@@ -1,0 +1,161 @@
+package vaultauthextension
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/extension/extensionauth"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
+)
+
+const teamsPolicyHCL = `
+path "secret/data/lightstep/teams/*"     { capabilities = ["read"] }
+path "secret/metadata/lightstep/teams/*" { capabilities = ["read"] }
+`
+
+// tenantsConfig reads secret/data/lightstep/teams/{tenant} for each tenant.
+func tenantsConfig(t *testing.T, v *vaulttest.Server) *Config {
+	t.Helper()
+	v.PutPolicy(t, "teams-read", teamsPolicyHCL)
+	token := v.Write(t, "auth/token/create", map[string]any{"policies": []string{"teams-read"}, "no_parent": true}).Auth.ClientToken
+	cfg := withToken(clientConfig(v.Addr), token)
+	c := cfg.Client.Get()
+	c.Secret.Get().Path = "secret/data/lightstep/teams/{tenant}"
+	c.Tenants = configoptional.Some(TenantsConfig{MaxTenants: 3, IdleTimeout: time.Hour})
+	return cfg
+}
+
+// forTenant is an export's context as the server side leaves it.
+func forTenant(tenant string) context.Context {
+	return client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{TenantMetadataKey: {tenant}})})
+}
+
+func (h *harness) sentFor(ctx context.Context) (string, error) {
+	creds, err := h.ext.(extensionauth.GRPCClient).PerRPCCredentials()
+	if err != nil {
+		return "", err
+	}
+	md, err := creds.GetRequestMetadata(ctx)
+	return md["Lightstep-Access-Token"], err
+}
+
+// Each tenant's export carries its own token; a tenant without one waits
+// (retryable) until its token is written; an export naming no tenant is
+// refused for good; the tenant bound holds.
+func TestEachTenantSendsItsOwnToken(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.PutKV2(t, "lightstep/teams/a", map[string]any{"access_token": "token-a"})
+	v.PutKV2(t, "lightstep/teams/b", map[string]any{"access_token": "token-b"})
+	h := startExtension(t, tenantsConfig(t, v))
+
+	for tenant, want := range map[string]string{"a": "token-a", "b": "token-b"} {
+		require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant(tenant)); return got == want }, eventually, poll, tenant)
+	}
+	_, err := h.sentFor(forTenant("c"))
+	assert.Equal(t, codes.Unavailable, status.Code(err), "a tenant without a token waits")
+	v.PutKV2(t, "lightstep/teams/c", map[string]any{"access_token": "token-c"})
+	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("c")); return got == "token-c" }, eventually, poll)
+
+	_, err = h.sentFor(context.Background())
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "no tenant: refused for good")
+	assert.Contains(t, err.Error(), "sending_queue::batch::partition::metadata_keys")
+	_, err = h.sentFor(forTenant("d"))
+	assert.Contains(t, err.Error(), "max_tenants", "a fourth tenant with max_tenants 3")
+	_, err = h.sentFor(forTenant("../prod"))
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "a tenant name that is not a name")
+}
+
+// With tenants.default, a tenant that has no token of its own uses the
+// default tenant's; a tenant that has one never does.
+func TestDefaultTenant(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.PutKV2(t, "lightstep/teams/shared", map[string]any{"access_token": "token-shared"})
+	v.PutKV2(t, "lightstep/teams/a", map[string]any{"access_token": "token-a"})
+	cfg := tenantsConfig(t, v)
+	cfg.Client.Get().Tenants.Get().Default = "shared"
+	h := startExtension(t, cfg)
+	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("newcomer")); return got == "token-shared" }, eventually, poll)
+	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("a")); return got == "token-a" }, eventually, poll)
+}
+
+// A sending queue that batches without partitioning by tenant merges two
+// tenants' data into one export, which names no tenant: it is refused, and
+// nothing reaches the backend with either token. Partitioned, both arrive,
+// each with its own.
+func TestMergedTenantsAreNeverSent(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.PutKV2(t, "lightstep/teams/a", map[string]any{"access_token": "token-a"})
+	v.PutKV2(t, "lightstep/teams/b", map[string]any{"access_token": "token-b"})
+	h := startExtension(t, tenantsConfig(t, v))
+	rec := newHeaderRecorder()
+	rcv := pipelinetest.StartTracesReceiver(t, h.host, map[string]any{"include_metadata": true}, rec.consumer(t))
+
+	send := func(batch map[string]any) {
+		exp := pipelinetest.StartTracesExporter(t, h.host, "otlp_grpc", rcv.ExporterConfig("otlp_grpc", map[string]any{
+			"auth":             map[string]any{"authenticator": extID.String()},
+			"retry_on_failure": map[string]any{"enabled": false},
+			"sending_queue":    map[string]any{"enabled": true, "batch": batch},
+		}))
+		require.NoError(t, exp.ConsumeTraces(forTenant("a"), traces("a")))
+		require.NoError(t, exp.ConsumeTraces(forTenant("b"), traces("b")))
+	}
+	send(map[string]any{"flush_timeout": "200ms"})
+	require.Eventually(t, func() bool {
+		return h.logs.FilterMessage("refused an export without a tenant").Len() > 0
+	}, eventually, poll, "the merged batch was not refused")
+	assert.Empty(t, rec.values("a"), "a merged batch reached the backend")
+	assert.Empty(t, rec.values("b"), "a merged batch reached the backend")
+
+	// The tenants' tokens are read on first use (exports retry meanwhile;
+	// here retries are off, so they are read first).
+	for tenant, want := range map[string]string{"a": "token-a", "b": "token-b"} {
+		require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant(tenant)); return got == want }, eventually, poll)
+	}
+	send(map[string]any{"flush_timeout": "200ms", "partition": map[string]any{"metadata_keys": []any{TenantMetadataKey}}})
+	require.Eventually(t, func() bool { return len(rec.values("a")) == 1 && len(rec.values("b")) == 1 }, eventually, poll)
+	assert.Equal(t, []string{"token-a"}, rec.values("a"))
+	assert.Equal(t, []string{"token-b"}, rec.values("b"))
+}
+
+// The server side names the tenant from the verified identity only: a
+// token claim here. A tenant key a sender put in its metadata is replaced;
+// an identity without the attribute is refused.
+func TestServerNamesTheTenantFromTheIdentity(t *testing.T) {
+	e := newIdentityEnv(t)
+	e.v.OIDCRole(t, "otel", "teams", `{"entity_name": {{identity.entity.name}}, "team": {{identity.entity.metadata.team}}}`, "1h")
+	e.v.Write(t, "identity/entity/id/"+e.alice.EntityID, map[string]any{"metadata": map[string]any{"team": "payments"}})
+	cfg := serverConfig(e.v.Addr, e.v.Read(t, "identity/oidc/role/teams").Data["client_id"].(string))
+	srv := cfg.Server.Get()
+	srv.Attributes = map[string]string{"vault.entity.metadata.team": "claim:team"}
+	srv.Tenant = configoptional.Some(TenantConfig{Attribute: "vault.entity.metadata.team"})
+	h := startExtension(t, cfg)
+
+	forged := client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{
+		TenantMetadataKey: {"checkout"}, "vault.tenant": {"checkout"},
+	})})
+	ctx, err := h.ext.(extensionauth.Server).Authenticate(forged, map[string][]string{
+		"authorization": {"Bearer " + e.v.IdentityToken(t, e.alice.Token, "teams")},
+	})
+	require.NoError(t, err)
+	info := client.FromContext(ctx)
+	assert.Equal(t, []string{"payments"}, info.Metadata.Get(TenantMetadataKey))
+	assert.Equal(t, "payments", info.Auth.GetAttribute(identity.Tenant))
+	assert.Equal(t, []string{"checkout"}, info.Metadata.Get("vault.tenant"), "other keys are left alone")
+
+	// bob has no team: no tenant, refused.
+	_, err = h.ext.(extensionauth.Server).Authenticate(context.Background(), map[string][]string{
+		"authorization": {"Bearer " + e.v.IdentityToken(t, e.bob.Token, "teams")},
+	})
+	require.ErrorIs(t, err, errUnauthenticated)
+	assert.EqualValues(t, 1, h.refusals(t, "refused", reasonNoTenant))
+}
