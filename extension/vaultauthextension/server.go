@@ -156,4 +156,3 @@ func clientAddress(ctx context.Context) string {
 		return host
 	}
 }
-

@@ -44,7 +44,8 @@ func validTenant(name string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !(isBase62(c) || (i > 0 && (c == '.' || c == '_' || c == '-'))) {
+		punct := i > 0 && (c == '.' || c == '_' || c == '-')
+		if !isBase62(c) && !punct {
 			return fmt.Errorf("tenant %q: only letters, digits and (not first) '.', '_', '-'", name)
 		}
 	}

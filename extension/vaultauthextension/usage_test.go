@@ -65,7 +65,7 @@ func TestEachJobStartsAndStops(t *testing.T) {
 	self := withToken(createDefaultConfig(), "t")
 	self.Vault.Address = "http://127.0.0.1:1"
 	for name, cfg := range map[string]*Config{
-		"client": withToken(clientConfig("http://127.0.0.1:1"), "t"),
+		"client":                withToken(clientConfig("http://127.0.0.1:1"), "t"),
 		"server identity_token": serverConfig("http://127.0.0.1:1", "aud"),
 		"server token_lookup":   lookup,
 		"identity only":         self,
