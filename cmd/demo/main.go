@@ -85,9 +85,47 @@ func run(r *runner) {
 		lost = -1
 	}
 	summary(d, sent, lost, took)
+	teams(r, step)
 	if token := os.Getenv("LS_ACCESS_TOKEN"); token != "" {
 		realLightstep()
 	}
+}
+
+// teams runs the multi-team gateway: two teams, each with its own Lightstep
+// project and token in Vault, and shows every span landing in its own
+// team's project only.
+func teams(r *runner, step func(string, ...any)) {
+	step("one gateway, many teams (examples/gateway-multitenant.yaml): teams payments and checkout, one Lightstep project each")
+	d := deploy.Start(r, deploy.Options{Teams: []deploy.Team{
+		{Name: "payments", Workloads: []string{"payments-api"}, Token: "ls-payments-v1"},
+		{Name: "checkout", Workloads: []string{"checkout-web"}, Token: "ls-checkout-v1"},
+	}})
+	const requests, perRequest = 10, 10
+	for range requests {
+		for _, s := range d.Senders {
+			s.Send(perRequest)
+		}
+	}
+	waitFor(60*time.Second, func() bool { all, _ := d.AllArrived(); return all })
+	fmt.Println()
+	fmt.Println("spans per project (each team's data, sent with its own token; senders forged vault.tenant):")
+	for i, s := range d.Senders {
+		landed := map[string]int{}
+		for _, id := range s.Sent() {
+			for _, project := range d.Projects.Landed(id) {
+				landed[project]++
+			}
+		}
+		cross := 0
+		for project, n := range landed {
+			if project != d.TeamOf[i] {
+				cross += n
+			}
+		}
+		fmt.Printf("  team %-9s workload %-13s sent %3d, landed in its project %3d, in another project %d\n",
+			d.TeamOf[i], s.Workload, len(s.Sent()), landed[d.TeamOf[i]], cross)
+	}
+	fmt.Println()
 }
 
 func summary(d *deploy.Deployment, sent, lost int, took time.Duration) {
