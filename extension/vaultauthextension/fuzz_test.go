@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"go.opentelemetry.io/collector/confmap"
+	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
@@ -72,7 +73,7 @@ func FuzzVerifyJWT(f *testing.F) {
 		f.Fatal(err)
 	}
 	vault := vaultclient.DefaultVaultConfig()
-	v := newJWTVerifier(*cfg, rules, nil, newVerdicts(srv), vault, nil)
+	v := newJWTVerifier(*cfg, rules, nil, newVerdicts(srv), vault, nil, zap.NewNop())
 	keys := v.issuers[issuer].keys
 	keys.keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &signer.Key.PublicKey, KeyID: signer.KID, Algorithm: "RS256", Use: "sig"}}})
 	keys.lastOK = time.Now()

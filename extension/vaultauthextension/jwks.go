@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
@@ -49,13 +51,18 @@ type jwks struct {
 
 	runCtx context.Context
 	wg     sync.WaitGroup
+
+	issuer     string
+	logger     *zap.Logger
+	discovered bool // run's own: the issuer's discovery document was read
 }
 
 // maxJWKSBody bounds what is read from the JWKS endpoint.
 const maxJWKSBody = 1 << 20
 
-func newJWKS(issuer string, client *http.Client, cfg IdentityTokenServerConfig, timeout time.Duration, retry vaultclient.RetryConfig) *jwks {
+func newJWKS(issuer string, client *http.Client, cfg IdentityTokenServerConfig, timeout time.Duration, retry vaultclient.RetryConfig, logger *zap.Logger) *jwks {
 	return &jwks{
+		issuer: issuer, logger: logger,
 		url: issuer + "/.well-known/keys", http: client, timeout: timeout,
 		refetchEvery: cfg.JWKSRefetchInterval, refreshEvery: cfg.JWKSRefreshInterval,
 		backoff: vaultclient.NewBackoff(retry), wanted: make(chan struct{}, 1),
@@ -82,6 +89,9 @@ func (j *jwks) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-done:
+		}
+		if !j.discovered && j.keys.Load() != nil {
+			j.discover(ctx)
 		}
 		if !j.sleep(ctx) {
 			return
@@ -232,4 +242,40 @@ func lookupKey(set *jose.JSONWebKeySet, kid string) *jose.JSONWebKey {
 		}
 	}
 	return nil
+}
+
+// discover reads the issuer's OpenID discovery document once Vault answers,
+// and warns when the issuer Vault puts in its tokens is not the one
+// configured (a load balancer, an in-cluster address, an HCP namespace):
+// otherwise every token would be refused as unknown_issuer, silently.
+func (j *jwks) discover(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
+	u := j.issuer + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return
+	}
+	resp, err := j.http.Do(req)
+	if err != nil {
+		j.logger.Debug("issuer discovery failed; trying again with the next key fetch", zap.String("url", u), zap.Error(err))
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	j.discovered = true
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, maxJWKSBody)).Decode(&doc) != nil {
+		j.logger.Warn("the issuer serves no OpenID discovery document: is it a Vault identity token issuer?",
+			zap.String("url", u), zap.String("status", resp.Status))
+		return
+	}
+	if strings.TrimRight(doc.Issuer, "/") != j.issuer {
+		j.logger.Warn("Vault issues identity tokens as another issuer than configured: tokens will be refused (unknown_issuer). "+
+			"Set server.identity_token.issuers to what Vault says, or Vault's identity/oidc/config issuer to the address collectors use",
+			zap.String("configured", j.issuer), zap.String("vault_says", doc.Issuer))
+		return
+	}
+	j.logger.Debug("issuer confirmed by its discovery document", zap.String("issuer", j.issuer))
 }

@@ -70,7 +70,7 @@ func (s *serverAuth) Start(ctx context.Context, host component.Host) error {
 			if err != nil {
 				return err
 			}
-			j := newJWTVerifier(*s.cfg.IdentityToken.Get(), rules, tenant, s.verdicts, s.conf.Vault, hc)
+			j := newJWTVerifier(*s.cfg.IdentityToken.Get(), rules, tenant, s.verdicts, s.conf.Vault, hc, s.logger)
 			j.each(func(keys *jwks) { s.run(func() { keys.run(runCtx) }) })
 			s.verifier = j
 			return nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"go.uber.org/zap"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
@@ -39,7 +40,7 @@ type issuer struct {
 	namespace string // from the issuer URL: .../v1/<namespace>/identity/oidc
 }
 
-func newJWTVerifier(cfg IdentityTokenServerConfig, rules identity.Rules, tenant *tenantRule, v *verdicts, vault vaultclient.VaultConfig, httpClient *http.Client) *jwtVerifier {
+func newJWTVerifier(cfg IdentityTokenServerConfig, rules identity.Rules, tenant *tenantRule, v *verdicts, vault vaultclient.VaultConfig, httpClient *http.Client, logger *zap.Logger) *jwtVerifier {
 	issuers := cfg.Issuers
 	if len(issuers) == 0 {
 		issuers = []string{strings.TrimRight(vault.ResolvedAddress(), "/") + "/v1/identity/oidc"}
@@ -48,7 +49,7 @@ func newJWTVerifier(cfg IdentityTokenServerConfig, rules identity.Rules, tenant 
 	for _, iss := range issuers {
 		iss = strings.TrimRight(iss, "/")
 		j.issuers[iss] = issuer{
-			keys:      newJWKS(iss, httpClient, cfg, vault.Timeout, vault.Retry),
+			keys:      newJWKS(iss, httpClient, cfg, vault.Timeout, vault.Retry, logger),
 			namespace: namespaceOfIssuer(iss),
 		}
 	}

@@ -221,6 +221,10 @@ func (w *SecretWatcher) read(ctx context.Context) (Value, bool, error) {
 	readAt := time.Now()
 	sec, err := w.vault.ReadWithContext(ctx, w.path)
 	if err != nil {
+		if (isStatus(err, http.StatusForbidden) || isStatus(err, http.StatusNotFound)) && !strings.Contains(w.path, "/data/") {
+			mount, rest, _ := strings.Cut(w.path, "/")
+			return Value{}, false, fmt.Errorf("read %s: %w (if %s/ is a KV v2 mount, the API path is %s/data/%s)", w.path, err, mount, mount, rest)
+		}
 		return Value{}, false, fmt.Errorf("read %s: %w", w.path, err)
 	}
 	if hint := kv2PathHint(sec, w.path); hint != "" {

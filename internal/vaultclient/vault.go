@@ -17,8 +17,8 @@ type Logical interface {
 	WriteWithContext(ctx context.Context, path string, data map[string]any) (*api.Secret, error)
 }
 
-// Login is the state of a login that requests depend on.
-type Login interface {
+// LoginState is the state of a login that requests depend on.
+type LoginState interface {
 	// LoggedIn is closed once the first login has succeeded.
 	LoggedIn() <-chan struct{}
 	// RequestLogin asks for a new login soon (a request saw 403).
@@ -29,5 +29,5 @@ type Login interface {
 // verifier need.
 type Vault interface {
 	Logical
-	Login
+	LoginState
 }

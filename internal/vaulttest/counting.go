@@ -26,6 +26,14 @@ type CountingProxy struct {
 	counts     map[string]int
 	tokens     map[string]bool // X-Vault-Token values seen
 	pathDelays map[string]time.Duration
+	requests   []Request
+	rewrites   map[string]string // path prefix -> replacement
+}
+
+// Request is one request the proxy forwarded.
+type Request struct {
+	Path      string // as the client sent it, without /v1/
+	Namespace string // its X-Vault-Namespace header
 }
 
 // NewCountingProxy forwards a new loopback port to the server until the test ends.
@@ -35,7 +43,7 @@ func NewCountingProxy(t T, s *Server) *CountingProxy {
 	if err != nil {
 		t.Fatalf("proxy target: %v", err)
 	}
-	p := &CountingProxy{counts: map[string]int{}, tokens: map[string]bool{}, pathDelays: map[string]time.Duration{}}
+	p := &CountingProxy{counts: map[string]int{}, tokens: map[string]bool{}, pathDelays: map[string]time.Duration{}, rewrites: map[string]string{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.down.Load() {
@@ -52,6 +60,12 @@ func NewCountingProxy(t T, s *Server) *CountingProxy {
 		p.mu.Lock()
 		path := strings.TrimPrefix(r.URL.Path, "/v1/")
 		p.counts[path]++
+		p.requests = append(p.requests, Request{Path: path, Namespace: r.Header.Get("X-Vault-Namespace")})
+		for prefix, repl := range p.rewrites {
+			if strings.HasPrefix(path, prefix) {
+				r.URL.Path = "/v1/" + repl + strings.TrimPrefix(path, prefix)
+			}
+		}
 		if tok := r.Header.Get("X-Vault-Token"); tok != "" {
 			p.tokens[tok] = true
 		}
@@ -99,6 +113,22 @@ func (p *CountingProxy) Tokens() []string {
 
 // SetDelay makes every request wait d before it is forwarded.
 func (p *CountingProxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// Requests returns every request forwarded so far, in order.
+func (p *CountingProxy) Requests() []Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Request(nil), p.requests...)
+}
+
+// Rewrite forwards requests for paths starting with prefix to replacement
+// instead: how a test has the open-source server answer Vault Enterprise's
+// namespaced paths (<ns>/identity/oidc/... to identity/oidc/...).
+func (p *CountingProxy) Rewrite(prefix, replacement string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rewrites[prefix] = replacement
+}
 
 // SetPathDelay makes requests to API paths starting with prefix wait d.
 func (p *CountingProxy) SetPathDelay(prefix string, d time.Duration) {

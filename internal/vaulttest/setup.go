@@ -68,6 +68,23 @@ func (s *Server) AppRole(t T, role string, settings map[string]any) (roleID, sec
 }
 
 // NewSecretID issues another secret id for an AppRole role.
+// WrappedSecretID returns a response-wrapping token of a new secret id of
+// role, as a trusted orchestrator hands it to the machine that logs in.
+func (s *Server) WrappedSecretID(t T, role string) string {
+	t.Helper()
+	c, err := s.Client.Clone()
+	if err != nil {
+		t.Fatalf("clone client: %v", err)
+	}
+	c.SetToken(s.RootToken)
+	c.SetWrappingLookupFunc(func(string, string) string { return "5m" })
+	sec, err := c.Logical().WriteWithContext(ctx(t), "auth/approle/role/"+role+"/secret-id", nil)
+	if err != nil || sec == nil || sec.WrapInfo == nil {
+		t.Fatalf("wrapped secret id of %s: %v", role, err)
+	}
+	return sec.WrapInfo.Token
+}
+
 func (s *Server) NewSecretID(t T, role string) string {
 	t.Helper()
 	return s.Write(t, "auth/approle/role/"+role+"/secret-id", nil).Data["secret_id"].(string)
