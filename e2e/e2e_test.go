@@ -132,7 +132,7 @@ func TestExampleConfigsValidate(t *testing.T) {
 		"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_ROLE_ID_FILE": "/vault/role-id", "VAULT_SECRET_ID_FILE": "/vault/secret-id",
 		"GATEWAY_ENDPOINT": "gateway:4317", "AGENT_AUDIENCE": "aud", "QUEUE_DIR": t.TempDir(),
 	}
-	for _, name := range []string{"agent.yaml", "gateway.yaml", "sidecar.yaml"} {
+	for _, name := range []string{"agent.yaml", "gateway.yaml", "gateway-multitenant.yaml", "sidecar.yaml"} {
 		out, err := deploy.Validate(deploy.Example(name), env)
 		require.NoError(t, err, "%s: %s", name, out)
 	}
@@ -159,7 +159,7 @@ func TestMisusedInstanceStopsTheCollector(t *testing.T) {
 		"--set", "receivers::otlp::protocols::grpc::auth::authenticator=vaultauth/lightstep",
 		"--set", "receivers::otlp::protocols::grpc::endpoint="+deploy.FreeAddr(t),
 		"--set", "receivers::otlp::protocols::http::endpoint="+deploy.FreeAddr(t),
-		"--set", "extensions::health_check::endpoint="+deploy.FreeAddr(t),
+		"--set", "extensions::healthcheckv2::http::endpoint="+deploy.FreeAddr(t),
 		"--set", "service::telemetry::metrics::level=none")
 	cmd.Env = []string{"VAULT_ADDR=http://127.0.0.1:1", "VAULT_ROLE_ID_FILE=/r", "VAULT_SECRET_ID_FILE=/s",
 		"AGENT_AUDIENCE=aud", "QUEUE_DIR=" + t.TempDir()}

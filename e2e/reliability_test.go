@@ -32,7 +32,7 @@ func TestVaultDownAtStart(t *testing.T) {
 
 	proxy.SetDown(true)
 	down := time.Now()
-	// StartCollector waits for health_check: the collector starts without Vault.
+	// StartCollector waits for the health endpoint: the collector starts without Vault.
 	sidecar := deploy.StartCollector(t, "sidecar", deploy.Example("sidecar.yaml"), map[string]string{
 		"VAULT_ADDR": proxy.Addr, "VAULT_ROLE_ID_FILE": creds.RoleIDFile, "VAULT_SECRET_ID_FILE": creds.SecretIDFile,
 		"LIGHTSTEP_ENDPOINT": standIn.OTLPGRPC, "LIGHTSTEP_INSECURE": "true",
@@ -158,4 +158,36 @@ func TestPrintConfigRedactsSecrets(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	assert.NotContains(t, string(out), secret)
 	assert.Contains(t, string(out), "secret_id: '[REDACTED]'")
+}
+
+// The health endpoint (healthcheckv2 with component status, as the
+// examples configure it) says when the credential can no longer be kept:
+// healthy through a Vault outage the last good value bridges, unhealthy once
+// Vault is still unreachable and that value (here a 4 s identity token) has
+// expired, healthy again once Vault is back.
+func TestHealthFollowsTheCredential(t *testing.T) {
+	const ttl = 4 * time.Second
+	v := vaulttest.Start(t)
+	proxy := vaulttest.NewProxy(t, v.HostPort())
+	deploy.ConfigureVault(t, v, proxy.Addr)
+	v.Write(t, "identity/oidc/role/otel-agent", map[string]any{"key": "otel", "ttl": ttl.String(),
+		"template": `{"entity_name": {{identity.entity.name}}}`})
+	w := deploy.NewWorkload(t, v, "payments")
+	agent := deploy.StartCollector(t, "agent", deploy.Example("agent.yaml"), map[string]string{
+		"VAULT_ADDR": proxy.Addr, "VAULT_ROLE_ID_FILE": w.RoleIDFile, "VAULT_SECRET_ID_FILE": w.SecretIDFile,
+		"GATEWAY_ENDPOINT": deploy.FreeAddr(t), "GATEWAY_INSECURE": "true", "HEALTH_RECOVERY_DURATION": ttl.String(),
+	})
+	available := func() float64 { n, _ := agent.Metric("otelcol_vaultauth_credential_available"); return n }
+	require.Eventually(t, func() bool { return available() == 1 }, eventually, poll)
+	require.True(t, agent.Healthy())
+
+	proxy.SetDown(true)
+	down := time.Now()
+	require.Eventually(t, func() bool { return !agent.Healthy() }, eventually, poll, "never unhealthy")
+	unhealthy := time.Since(down)
+	assert.Zero(t, available(), "unhealthy while the last good identity token was still valid")
+	proxy.SetDown(false)
+	require.Eventually(t, agent.Healthy, eventually, poll, "not healthy again after Vault came back")
+	t.Logf("Vault cut: unhealthy after %s (identity token TTL and recovery_duration %s), healthy again once Vault was back",
+		unhealthy.Round(time.Millisecond), ttl)
 }

@@ -201,7 +201,7 @@ func TestTenantBatchingWithoutPartitionStopsTheGateway(t *testing.T) {
 		"--set", "exporters::otlp_grpc/lightstep::sending_queue::batch::partition::metadata_keys=[]",
 		"--set", "receivers::otlp::protocols::grpc::endpoint="+deploy.FreeAddr(t),
 		"--set", "receivers::otlp::protocols::http::endpoint="+deploy.FreeAddr(t),
-		"--set", "extensions::health_check::endpoint="+deploy.FreeAddr(t),
+		"--set", "extensions::healthcheckv2::http::endpoint="+deploy.FreeAddr(t),
 		"--set", "service::telemetry::metrics::level=none")
 	cmd.Env = []string{"VAULT_ADDR=http://127.0.0.1:1", "VAULT_ROLE_ID_FILE=/r", "VAULT_SECRET_ID_FILE=/s",
 		"AGENT_AUDIENCE=aud", "QUEUE_DIR=" + t.TempDir()}

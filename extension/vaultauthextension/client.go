@@ -55,7 +55,7 @@ func (c *clientAuth) Start(ctx context.Context, host component.Host) error {
 			return tenants.start(runCtx)
 		}
 		single := c.source.(*secretSource)
-		w := vaultclient.NewSecretWatcher(c.session, c.conf.Vault.Retry, c.cfg.secret(), c.cfg.RefreshInterval,
+		w := vaultclient.NewSecretWatcher(c.vault, c.conf.Vault.Retry, c.cfg.secret(), c.cfg.RefreshInterval,
 			c.logger, c.report, single.set)
 		single.watcher = w
 		c.run(func() { w.Run(runCtx) })

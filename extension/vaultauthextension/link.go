@@ -29,7 +29,10 @@ type vaultLink struct {
 	job       job
 
 	session *vaultclient.Session // nil without a login
-	status  *statusFolder        // set in start
+	// vault is the seam to Vault the jobs use (the session); unit tests of
+	// caching, routing and status put a fake here.
+	vault  vaultclient.Vault
+	status *statusFolder // set in start
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -59,6 +62,7 @@ func (l *vaultLink) start(ctx context.Context, host component.Host, then func(ru
 			return err
 		}
 		l.session = vaultclient.NewSession(vc, l.authConfig(), l.conf.Vault, l.logger, l.report)
+		l.vault = l.session
 		l.run(func() { l.session.Run(runCtx) })
 		if err := l.telemetry.RegisterVaultauthTokenTTLSecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
 			if exp := l.session.TokenExpiry(); !exp.IsZero() {

@@ -75,7 +75,7 @@ func (s *serverAuth) Start(ctx context.Context, host component.Host) error {
 			s.verifier = j
 			return nil
 		}
-		l := newLookupVerifier(s.session, *s.cfg.TokenLookup.Get(), rules, tenant, s.verdicts, s.conf.Vault.Timeout, s.cfg.CacheTTL)
+		l := newLookupVerifier(s.vault, *s.cfg.TokenLookup.Get(), rules, tenant, s.verdicts, s.conf.Vault.Timeout, s.cfg.CacheTTL)
 		l.runCtx = runCtx
 		s.verifier = l
 		return nil

@@ -157,7 +157,7 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 			s.missing.Store(err != nil && vaultclient.IsMissing(err))
 			t.link.report(activity, err)
 		}
-		w := vaultclient.NewSecretWatcher(t.link.session, t.link.conf.Vault.Retry, secret, t.link.cfg.RefreshInterval,
+		w := vaultclient.NewSecretWatcher(t.link.vault, t.link.conf.Vault.Retry, secret, t.link.cfg.RefreshInterval,
 			t.link.logger.With(zap.String("tenant", tenant)), report, s.src.set)
 		s.src.watcher = w
 		t.link.run(func() { w.Run(ctx) })

@@ -26,7 +26,7 @@ type Collector struct {
 	LogPath     string
 	OTLPGRPC    string // host:port of its OTLP gRPC receiver
 	OTLPHTTP    string // host:port of its OTLP HTTP receiver
-	Health      string // host:port of health_check
+	Health      string // host:port of the health endpoint
 	ZPages      string // host:port for a zpages extension, if an overlay adds one
 	MetricsPort int
 
@@ -36,8 +36,8 @@ type Collector struct {
 }
 
 // StartCollector runs the collector binary with config (and overlays merged
-// over it) and env, on fresh loopback ports (OTLP, health_check, internal
-// metrics, zpages), and waits until health_check says it is ready. It is
+// over it) and env, on fresh loopback ports (OTLP, health endpoint, internal
+// metrics, zpages), and waits until the health endpoint says it is ready. It is
 // stopped when the test ends.
 func StartCollector(t T, name, config string, env map[string]string, overlays ...string) *Collector {
 	t.Helper()
@@ -59,7 +59,7 @@ func StartCollector(t T, name, config string, env map[string]string, overlays ..
 	return c
 }
 
-// Healthy says whether health_check answers 200 now.
+// Healthy says whether the health endpoint answers 200 now.
 func (c *Collector) Healthy() bool {
 	resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + c.Health + "/")
 	if err != nil {
