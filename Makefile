@@ -10,21 +10,25 @@ VAULT_BIN     := $(CACHE)/vault-$(VAULT_VERSION)/vault
 export VAULT_BIN
 OCB_VERSION   := 0.165.0
 OCB_BIN       := $(CACHE)/ocb-$(OCB_VERSION)/builder
+export OCB_BIN
 BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 BENCHSTAT     := $(CACHE)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI      := $(CACHE)/golangci-lint-$(GOLANGCI_VERSION)/golangci-lint
+HELM_VERSION  := v3.22.0
+HELM          := $(CACHE)/helm-$(HELM_VERSION)/helm
+export HELM_BIN := $(HELM)
 COLLECTOR     := bin/otelcol-vaultlightstep
 export COLLECTOR_BIN := $(CURDIR)/$(COLLECTOR)
 # What the collector is built from: a change to any of it rebuilds it.
 COLLECTOR_SRC := builder-config.yaml go.mod go.sum $(shell git ls-files -co --exclude-standard -- '*.go' 2>/dev/null | grep -v -e '_test.go$$' -e '^tools/' -e '^build/')
 
 # Modules with tests (tools/* only pin tools and have none).
-TEST_MODULES := .
+TEST_MODULES := . deploy/helm/test
 
-.PHONY: all test vault collector demo bench fuzz lint generate clean
+.PHONY: all test vault collector vaultlightstep demo bench fuzz lint generate clean
 
-all: test
+all: vaultlightstep test
 
 ## vault: build the Vault v1.14.1 dev server used by the tests and the demo (once; cached)
 vault: $(VAULT_BIN)
@@ -46,6 +50,20 @@ $(COLLECTOR): $(OCB_BIN) $(COLLECTOR_SRC)
 	$(OCB_BIN) --config builder-config.yaml
 	cp build/otelcol-vaultlightstep/otelcol-vaultlightstep $@
 
+## vaultlightstep: build bin/vaultlightstep, the command that rotates the Lightstep token (docs/rotation.md)
+vaultlightstep:
+	@mkdir -p bin
+	go build -o bin/vaultlightstep ./cmd/vaultlightstep
+
+## image: build the container image otelcol-vaultlightstep:<version> and :latest (FROM scratch, deploy/image/Dockerfile; starts dockerd if none answers)
+.PHONY: image image-test
+image: collector
+	@scripts/build-image.sh $(COLLECTOR)
+
+## image-test: run the image as the deployment's gateway against Vault and the stand-in (needs Docker: not part of `make test`)
+image-test: vault image
+	go test -tags image -count=1 -v -timeout 10m -run TestImage ./e2e/
+
 ## demo: the main job: run Vault, a Lightstep stand-in, a gateway and two agents, rotate the token, print a summary
 demo: vault collector
 	@go run ./cmd/demo
@@ -61,7 +79,7 @@ $(BENCHSTAT):
 
 ## test: build what the tests need, then run every module's tests with -race
 # (-v, less the === lines: the output names every test that ran, and its figures)
-test: vault collector
+test: vault collector $(HELM)
 	@set -o pipefail; for m in $(TEST_MODULES); do \
 	  echo "==> go test -race $$m/..."; \
 	  (cd $$m && go test -race -count=1 -v -timeout 20m ./... 2>&1 | grep -vE '^=== (RUN|PAUSE|CONT|NAME)') || exit 1; \
@@ -112,6 +130,21 @@ $(MDATAGEN): tools/mdatagen/go.mod tools/mdatagen/go.sum
 	@echo "mdatagen $(MDATAGEN_VERSION): building from the Go module proxy into $(dir $@)"
 	@mkdir -p $(dir $@)
 	cd tools/mdatagen && go build -o $@ go.opentelemetry.io/collector/cmd/mdatagen
+
+## helm: build Helm v3.22.0 (pinned in tools/helm) for the chart's tests in deploy/helm/test (once; cached)
+.PHONY: helm
+helm: $(HELM)
+
+# The -X flags are those of Helm's own release builds: without them a source
+# build reports version "v3.22" and assumes Kubernetes 1.20 for `helm template`.
+$(HELM): tools/helm/go.mod tools/helm/go.sum
+	@echo "helm $(HELM_VERSION): building from the Go module proxy into $(dir $@) (about 2 minutes cold)"
+	@mkdir -p $(dir $@)
+	cd tools/helm && go build -o $@ -ldflags "\
+	  -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 \
+	  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37" \
+	  helm.sh/helm/v3/cmd/helm
 
 ## clean: remove build outputs in the repo and the cached tools
 clean:

@@ -33,8 +33,8 @@ type vaultLink struct {
 	// caching, routing and status put a fake here.
 	vault  vaultclient.Vault
 	status *statusFolder // set in start
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 var _ identity.Provider = (*vaultLink)(nil)

@@ -195,4 +195,3 @@ func TestTenantRoutingWithoutVault(t *testing.T) {
 	require.Eventually(t, func() bool { return sent("b") == "token-shared" }, eventually, poll, "b has no secret: the default's")
 	assert.Equal(t, 1, f.count("secret/data/teams/a"), "a's secret read once, then its version watched")
 }
-
