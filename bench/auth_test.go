@@ -17,7 +17,7 @@ import (
 )
 
 // startExtension creates and starts an extension from a user-style config.
-func startExtension(b *testing.B, f extension.Factory, conf map[string]any) extension.Extension {
+func startExtension(b testing.TB, f extension.Factory, conf map[string]any) extension.Extension {
 	b.Helper()
 	cfg := f.CreateDefaultConfig()
 	if err := confmap.NewFromStringMap(conf).Unmarshal(cfg); err != nil {

@@ -43,5 +43,15 @@ END {
 }' "$out/side-by-side.txt" | tee "$out/ratios.txt"
 
 echo
-echo "==> Vault load (token_lookup) and end-to-end gateway throughput"
-(cd bench && go test -count=1 -run 'TestVaultLoad|TestGatewayThroughput' -v -timeout 10m ./...) | tee "$out/load.txt" | grep -E '_test.go|^(ok|FAIL|---)'
+echo "==> tenant routing against the single-tenant path (per request of 100 spans: authenticate, stamp, pick the credential)"
+awk '
+/^BenchmarkRequestPath\/routing=/ {
+  name = $1; sub(/-[0-9]+$/, "", name); r = name; sub(/.*routing=/, "", r); sub(/\/.*/, "", r)
+  for (i = 3; i < NF; i++) if ($(i+1) == "ns/span") { s[r] += $i; n[r]++ }
+}
+END { if (n["single"] && n["tenants"]) printf "ns/span: single %.1f, tenants %.1f, ratio %.3f (target <= 1.1)\n", s["single"]/n["single"], s["tenants"]/n["tenants"], (s["tenants"]/n["tenants"])/(s["single"]/n["single"]) }
+' "$out/side-by-side.txt" | tee "$out/routing.txt"
+
+echo
+echo "==> Vault load (token_lookup), Vault calls at two rates, tenant footprint, end-to-end throughput and saturation"
+(cd bench && go test -count=1 -run 'TestVaultLoad|TestVaultCallsAtTwoRates|TestTenantFootprint|TestGatewayThroughput|TestGatewaySaturation' -v -timeout 20m ./...) | tee "$out/load.txt" | grep -E '_test.go|^(ok|FAIL|---)'
