@@ -48,7 +48,7 @@ $(COLLECTOR): $(OCB_BIN) $(COLLECTOR_SRC)
 	@echo "collector: building $@ with ocb (about 2 minutes and 600 MB of modules when cold)"
 	@mkdir -p build bin
 	$(OCB_BIN) --config builder-config.yaml
-	cp build/otelcol-vaultlightstep/otelcol-vaultlightstep $@
+	cp build/otelcol-vaultlightstep/otelcol-vaultlightstep $@.new && mv -f $@.new $@  # a running copy keeps its file
 
 ## vaultlightstep: build bin/vaultlightstep, the command that rotates the Lightstep token (docs/rotation.md)
 vaultlightstep:

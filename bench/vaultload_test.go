@@ -92,6 +92,9 @@ path "identity/entity/id/*" { capabilities = ["read"] }`)
 	}
 
 	run := func(name string, creds []string, wantOK bool) {
+		var heapBefore runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&heapBefore)
 		before := vault.Count("auth/token/lookup")
 		var ok, refused, unavailable atomic.Int64
 		var heapPeak atomic.Uint64
@@ -125,6 +128,11 @@ path "identity/entity/id/*" { capabilities = ["read"] }`)
 		took := time.Since(start)
 		lookups := vault.Count("auth/token/lookup") - before
 		total := loadGoroutines * loadPerG
+		var heapAfter runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&heapAfter)
+		t.Logf("%s: heap retained after GC %.0f bytes per distinct credential (its cached verdict and identity)",
+			name, float64(int64(heapAfter.HeapInuse)-int64(heapBefore.HeapInuse))/float64(len(creds)))
 		t.Logf("%s: %d requests over %d distinct credentials in %s (%.0f req/s): %d accepted, %d refused, %d unavailable; "+
 			"Vault lookups: %d; peak heap in use %.1f MiB",
 			name, total, len(creds), took.Round(time.Millisecond), float64(total)/took.Seconds(),

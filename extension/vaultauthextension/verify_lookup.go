@@ -50,7 +50,7 @@ func newLookupVerifier(vault vaultclient.Vault, cfg TokenLookupConfig, rules ide
 		runCtx:    context.Background(),
 		slots:     make(chan struct{}, cfg.MaxConcurrentLookups),
 		rate:      rate.NewLimiter(rate.Limit(cfg.MaxLookupsPerSecond), cfg.MaxConcurrentLookups),
-		perClient: newClientLimiters(cfg.perClientRate(), min(cfg.MaxConcurrentLookups, 8)),
+		perClient: newClientLimiters(cfg.perClientRate(), cfg.MaxConcurrentLookups),
 		entities:  newEntityCache(cacheTTL),
 	}
 }
@@ -78,6 +78,15 @@ func (v *lookupVerifier) verify(ctx context.Context, token string, key credentia
 
 // lookupAndRecord runs one lookup within the budgets and records its verdict.
 func (v *lookupVerifier) lookupAndRecord(token string, key credentialKey, client string) (verdict, error) {
+	// A flight that ended just before this one began has recorded its
+	// verdict: use it rather than ask Vault again.
+	now := time.Now().UnixNano()
+	if vd, ok := v.verdicts.accepted.get(key, now); ok {
+		return vd, nil
+	}
+	if _, ok := v.verdicts.refused.get(key, now); ok {
+		return verdict{}, refused(reasonCachedRefusal, "refused moments ago")
+	}
 	if !v.perClient.allow(client) {
 		return verdict{}, unavailable(reasonRateLimited, errors.New("this client is above max_lookups_per_second_per_client"))
 	}
