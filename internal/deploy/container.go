@@ -114,7 +114,7 @@ func StartContainer(t T, image, name, config string, env, files map[string]strin
 			if _, err := os.Stat(filepath.Join(dir, base)); err == nil {
 				t.Fatalf("%s: two files named %s", name, base)
 			}
-			if err := os.WriteFile(filepath.Join(dir, base), b, 0o644); err != nil { //nolint:gosec // readable by the container's user 65532; a test's copy
+			if err := os.WriteFile(filepath.Join(dir, base), b, 0o644); err != nil { // readable by the container's user (65532)
 				t.Fatalf("%s: %v", name, err)
 			}
 			c.Env[k] = ContainerSecretsDir + "/" + base
