@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// kvPath is a KV v2 secret: its raw API data path (secret/data/lightstep/prod)
+// and the matching metadata path.
+type kvPath struct {
+	data, metadata string
+}
+
+// parseKVPath splits a KV v2 data path at its first /data/ segment (the
+// mount is what comes before it).
+func parseKVPath(p string) (kvPath, error) {
+	p = strings.Trim(p, "/")
+	mount, rest, ok := strings.Cut(p, "/data/")
+	if !ok || mount == "" || strings.Trim(rest, "/") == "" {
+		return kvPath{}, fmt.Errorf("--path %s: want a KV v2 data path, <mount>/data/<secret> (e.g. secret/data/lightstep/prod)", p)
+	}
+	return kvPath{data: p, metadata: mount + "/metadata/" + rest}, nil
+}
+
+// errConflict is a refusal that wrote nothing: the secret is not at the
+// version the rotation was meant for.
+var errConflict = errors.New("conflict")
+
+// casMessage is what KV v2 answers (HTTP 400) to a check-and-set write
+// whose version is no longer the current one.
+const casMessage = "check-and-set parameter did not match the current version"
+
+// vaultError turns an api error into one line naming the operation and the
+// path (api's own text spans lines and repeats the URL).
+func vaultError(op, path string, err error) error {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		msg := strings.Join(re.Errors, "; ")
+		if msg == "" {
+			msg = http.StatusText(re.StatusCode)
+		}
+		return fmt.Errorf("%s %s: Vault answered %d: %s", op, path, re.StatusCode, msg)
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
+}
+
+func statusOf(err error) int {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
+}
+
+// currentVersion reads the secret's current_version from its metadata; 0
+// when the secret does not exist yet.
+func currentVersion(ctx context.Context, c *api.Client, p kvPath) (int, error) {
+	sec, err := c.Logical().ReadWithContext(ctx, p.metadata)
+	if err != nil {
+		return 0, vaultError("read", p.metadata, err)
+	}
+	if sec == nil || sec.Data == nil {
+		return 0, nil
+	}
+	return intOf(sec.Data["current_version"])
+}
+
+func intOf(v any) (int, error) {
+	switch n := v.(type) {
+	case json.Number:
+		i, err := strconv.Atoi(n.String())
+		return i, err
+	case float64:
+		return int(n), nil
+	case int:
+		return n, nil
+	}
+	return 0, fmt.Errorf("not a number: %T", v)
+}
+
+// writeMode is how the other keys of the current version are kept.
+type writeMode int
+
+const (
+	writeMerged  writeMode = iota // read the current version, write it back with the new key
+	writePatch                    // KV v2 PATCH: Vault merges; the token is never read
+	writeKeyOnly                  // cannot read nor patch: only the key is written
+)
+
+// chooseMode asks Vault what this token may do on the data path: patch
+// (Vault keeps the other keys), read (we keep them), or neither.
+func chooseMode(ctx context.Context, c *api.Client, p kvPath) writeMode {
+	caps, err := c.Sys().CapabilitiesSelfWithContext(ctx, p.data)
+	if err != nil {
+		return writeMerged // unknown: try to read, and fall back if refused
+	}
+	switch {
+	case slices.Contains(caps, "root") || slices.Contains(caps, "patch"):
+		return writePatch
+	case slices.Contains(caps, "read"):
+		return writeMerged
+	}
+	return writeKeyOnly
+}
+
+// writeVersion writes a new version holding key=token and the current
+// version's other keys, with check-and-set on current. It returns the new
+// version; errConflict (wrapped) when another write came first. note is
+// told what could not be kept, if anything. The token is never part of an
+// error.
+func writeVersion(ctx context.Context, c *api.Client, p kvPath, key, token string, current int, note func(string)) (int, error) {
+	mode := writeKeyOnly
+	if current > 0 {
+		mode = chooseMode(ctx, c, p)
+	}
+	options := map[string]any{"cas": current}
+	var (
+		sec *api.Secret
+		err error
+	)
+	switch mode {
+	case writePatch:
+		sec, err = c.Logical().JSONMergePatch(ctx, p.data, map[string]any{"options": options, "data": map[string]any{key: token}})
+	case writeMerged:
+		data := map[string]any{}
+		old, rerr := c.Logical().ReadWithDataWithContext(ctx, p.data, map[string][]string{"version": {strconv.Itoa(current)}})
+		switch {
+		case rerr != nil && statusOf(rerr) == http.StatusForbidden:
+			note(fmt.Sprintf("cannot read %s (permission denied): writing %s only; other keys of version %d, if any, are not carried over (grant read or patch on %s to keep them)",
+				p.data, key, current, p.data))
+		case rerr != nil:
+			return 0, vaultError("read", p.data, rerr)
+		case old != nil && old.Data != nil:
+			if m, ok := old.Data["data"].(map[string]any); ok {
+				data = m
+			}
+		}
+		data[key] = token
+		sec, err = c.Logical().WriteWithContext(ctx, p.data, map[string]any{"options": options, "data": data})
+	default:
+		if current > 0 {
+			note(fmt.Sprintf("this login may neither read nor patch %s: writing %s only; other keys of version %d, if any, are not carried over (grant read or patch on %s to keep them)",
+				p.data, key, current, p.data))
+		}
+		sec, err = c.Logical().WriteWithContext(ctx, p.data, map[string]any{"options": options, "data": map[string]any{key: token}})
+	}
+	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && slices.ContainsFunc(re.Errors, func(e string) bool { return strings.Contains(e, "check-and-set") }) {
+			return 0, fmt.Errorf("%w: %s: %s (it was %d when read): another rotation wrote first; nothing written",
+				errConflict, p.data, casMessage, current)
+		}
+		return 0, vaultError("write", p.data, err)
+	}
+	if sec == nil || sec.Data == nil {
+		return 0, fmt.Errorf("write %s: Vault returned no version", p.data)
+	}
+	v, err := intOf(sec.Data["version"])
+	if err != nil {
+		return 0, fmt.Errorf("write %s: version: %w", p.data, err)
+	}
+	return v, nil
+}
