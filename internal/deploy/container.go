@@ -221,7 +221,7 @@ func StartWithGatewayImage(t T, image string, o Options) (*Deployment, *Containe
 		o.FirstToken = "ls-token-v1"
 	}
 	d := &Deployment{Vault: vaulttest.Start(t)}
-	d.Proxy = vaulttest.NewProxy(t, d.Vault.HostPort())
+	d.Proxy = vaulttest.NewCountingProxy(t, d.Vault)
 	d.Audience = ConfigureVault(t, d.Vault, d.Proxy.Addr)
 	d.Rotate = TokenWriter(t, d.Vault)
 	d.Rotate(o.FirstToken)

@@ -41,8 +41,10 @@ type Team struct {
 // stand-in and its sink, a gateway from examples/gateway.yaml, and one
 // agent from examples/agent.yaml per workload, each with a sender.
 type Deployment struct {
-	Vault     *vaulttest.Server
-	Proxy     *vaulttest.Proxy
+	Vault *vaulttest.Server
+	// Proxy is how every collector reaches Vault: it counts requests by
+	// path and can cut Vault off.
+	Proxy     *vaulttest.CountingProxy
 	Audience  string // the agents' identity token audience
 	Sink      *Sink
 	StandIn   *StandIn
@@ -77,7 +79,7 @@ func Start(t T, o Options) *Deployment {
 		o.Gateways = 1
 	}
 	d := &Deployment{Vault: vaulttest.Start(t)}
-	d.Proxy = vaulttest.NewProxy(t, d.Vault.HostPort())
+	d.Proxy = vaulttest.NewCountingProxy(t, d.Vault)
 	d.Audience = ConfigureVault(t, d.Vault, d.Proxy.Addr)
 
 	gatewayConfig, gatewayRole, lightstep := Example("gateway.yaml"), "otel-gateway", ""
