@@ -62,7 +62,17 @@ func load(t *testing.T, d *deploy.Deployment) (stop func()) {
 // team. It returns how many it checked.
 func isolation(t *testing.T, d *deploy.Deployment, teams ...string) int {
 	t.Helper()
-	checked := 0
+	checked, dups := isolationAllowingRedelivery(t, d, teams...)
+	require.Zero(t, dups, "spans delivered more than once")
+	return checked
+}
+
+// isolationAllowingRedelivery is isolation where a span may land more than
+// once (a persistent queue redelivers the batch a SIGKILL interrupted
+// between its export and the queue's record of it), but only ever in its
+// own team's project. It returns the spans checked and the extra deliveries.
+func isolationAllowingRedelivery(t *testing.T, d *deploy.Deployment, teams ...string) (checked, dups int) {
+	t.Helper()
 	for i, s := range d.Senders {
 		team := d.TeamOf[i]
 		if !contains(teams, team) {
@@ -70,7 +80,11 @@ func isolation(t *testing.T, d *deploy.Deployment, teams ...string) int {
 		}
 		for _, id := range s.Sent() {
 			landed := d.Projects.Landed(id)
-			require.Equal(t, []string{team}, landed, "%s span %s: landed in the wrong project, or more than once", s.Workload, id)
+			require.NotEmpty(t, landed, "%s span %s never landed", s.Workload, id)
+			for _, project := range landed {
+				require.Equal(t, team, project, "%s span %s landed in another team's project", s.Workload, id)
+			}
+			dups += len(landed) - 1
 			span, _ := d.Projects.Span(id)
 			require.Equal(t, []string{team}, span.Resource.Values("vault.tenant"), "%s span: stamped tenant", s.Workload)
 			require.Equal(t, []string{d.Workloads[i].EntityID}, span.Resource.Values("vault.entity.id"), "%s span", s.Workload)
@@ -78,7 +92,7 @@ func isolation(t *testing.T, d *deploy.Deployment, teams ...string) int {
 			checked++
 		}
 	}
-	return checked
+	return checked, dups
 }
 
 func contains(list []string, s string) bool {
@@ -157,8 +171,9 @@ func TestTenantsGatewayKilledMidRun(t *testing.T) {
 	require.Eventually(t, func() bool { return d.Projects.Count() > after+300 }, eventually, poll, "nothing flows after the restart")
 	stop()
 	awaitTeams(t, d, "team-a", "team-b", "team-c")
-	n := isolation(t, d, "team-a", "team-b", "team-c")
-	t.Logf("gateway SIGKILLed mid-run: %d spans from 3 teams, 0 lost, 0 duplicates, 0 cross-tenant", n)
+	n, dups := isolationAllowingRedelivery(t, d, "team-a", "team-b", "team-c")
+	t.Logf("gateway SIGKILLed mid-run: %d spans from 3 teams, 0 lost, 0 cross-tenant, %d delivered twice (to their own project: "+
+		"the queue redelivers a batch the kill caught between its export and its record)", n, dups)
 }
 
 func TestTenantRotationUnderLoad(t *testing.T) {
