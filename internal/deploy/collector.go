@@ -41,22 +41,35 @@ type Collector struct {
 // stopped when the test ends.
 func StartCollector(t T, name, config string, env map[string]string, overlays ...string) *Collector {
 	t.Helper()
-	c := &Collector{
-		Name: name, Configs: append([]string{config}, overlays...), Env: map[string]string{}, t: t,
-		ZPages:   FreeAddr(t),
-		OTLPGRPC: FreeAddr(t), OTLPHTTP: FreeAddr(t), Health: FreeAddr(t),
+	c := &Collector{Name: name, Configs: append([]string{config}, overlays...), t: t}
+	c.LogPath = filepath.Join(t.TempDir(), name+".log")
+	t.Cleanup(c.Stop)
+	var err error
+	for range 3 { // a port free a moment ago can be taken before the collector binds it
+		c.assignPorts(env)
+		if err = c.tryStart(); err == nil || !strings.Contains(c.Logs(), "address already in use") {
+			break
+		}
 	}
+	if err != nil {
+		t.Fatalf("%s did not become ready: %v\n--- last lines of its log ---\n%s", c.Name, err, c.LogTail(40))
+	}
+	return c
+}
+
+// assignPorts picks fresh loopback ports and sets the environment.
+func (c *Collector) assignPorts(env map[string]string) {
+	t := c.t
+	c.ZPages, c.OTLPGRPC, c.OTLPHTTP, c.Health = FreeAddr(t), FreeAddr(t), FreeAddr(t), FreeAddr(t)
 	_, port, _ := net.SplitHostPort(FreeAddr(t))
 	c.MetricsPort, _ = strconv.Atoi(port)
-	c.Env["OTLP_GRPC_ENDPOINT"], c.Env["OTLP_HTTP_ENDPOINT"] = c.OTLPGRPC, c.OTLPHTTP
-	c.Env["HEALTH_ENDPOINT"], c.Env["METRICS_PORT"], c.Env["ZPAGES_ENDPOINT"] = c.Health, port, c.ZPages
+	c.Env = map[string]string{
+		"OTLP_GRPC_ENDPOINT": c.OTLPGRPC, "OTLP_HTTP_ENDPOINT": c.OTLPHTTP,
+		"HEALTH_ENDPOINT": c.Health, "METRICS_PORT": port, "ZPAGES_ENDPOINT": c.ZPages,
+	}
 	for k, v := range env {
 		c.Env[k] = v
 	}
-	c.LogPath = filepath.Join(t.TempDir(), name+".log")
-	c.start()
-	t.Cleanup(c.Stop)
-	return c
 }
 
 // Healthy says whether the health endpoint answers 200 now.
@@ -84,10 +97,13 @@ func (c *Collector) Get(url string) string {
 // Restart starts the same collector again (after Kill), on the same ports.
 func (c *Collector) Restart() {
 	c.t.Helper()
-	c.start()
+	if err := c.tryStart(); err != nil {
+		c.t.Fatalf("%s did not become ready: %v\n--- last lines of its log ---\n%s", c.Name, err, c.LogTail(40))
+	}
 }
 
-func (c *Collector) start() {
+// tryStart runs the process and waits for it to be ready.
+func (c *Collector) tryStart() error {
 	log, err := os.OpenFile(c.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		c.t.Fatalf("%s: log file: %v", c.Name, err)
@@ -114,8 +130,9 @@ func (c *Collector) start() {
 	go func() { _ = cmd.Wait(); _ = log.Close(); close(c.exited) }()
 	if err := c.waitReady(60 * time.Second); err != nil {
 		c.Stop()
-		c.t.Fatalf("%s did not become ready: %v\n--- last lines of its log ---\n%s", c.Name, err, c.LogTail(40))
+		return err
 	}
+	return nil
 }
 
 func (c *Collector) waitReady(limit time.Duration) error {

@@ -93,6 +93,18 @@ type Receiver struct {
 // merged into both protocols (e.g. include_metadata, auth), sending to next.
 func StartTracesReceiver(t T, host component.Host, protocolSettings map[string]any, next consumer.Traces) Receiver {
 	t.Helper()
+	var err error
+	for range 3 { // a port free a moment ago can be taken before the bind
+		var r Receiver
+		if r, err = startTracesReceiver(t, host, protocolSettings, next); err == nil {
+			return r
+		}
+	}
+	t.Fatalf("start otlp receiver: %v", err)
+	return Receiver{}
+}
+
+func startTracesReceiver(t T, host component.Host, protocolSettings map[string]any, next consumer.Traces) (Receiver, error) {
 	r := Receiver{GRPCAddr: vaulttest.FreeAddr(t), HTTPAddr: vaulttest.FreeAddr(t)}
 	grpc := map[string]any{"endpoint": r.GRPCAddr}
 	http := map[string]any{"endpoint": r.HTTPAddr}
@@ -107,11 +119,12 @@ func StartTracesReceiver(t T, host component.Host, protocolSettings map[string]a
 		t.Fatalf("create otlp receiver: %v", err)
 	}
 	if err := rcv.Start(context.Background(), host); err != nil {
-		t.Fatalf("start otlp receiver: %v", err)
+		_ = rcv.Shutdown(context.Background())
+		return Receiver{}, err
 	}
 	t.Cleanup(func() { _ = rcv.Shutdown(context.Background()) })
 	r.HTTPAddr = "http://" + r.HTTPAddr
-	return r
+	return r, nil
 }
 
 // ExporterConfig is the config of an exporter of kind ("otlp_grpc" or
