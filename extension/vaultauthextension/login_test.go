@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/extension/extensionauth"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -122,4 +125,39 @@ func TestLoginFailureReportsStatus(t *testing.T) {
 	require.NoError(t, err)
 	_, err = creds.GetRequestMetadata(context.Background())
 	require.ErrorContains(t, err, "no credential from Vault yet ("+lightstepAPI+")")
+}
+
+// A login keeps what it learned: the token method looks the token up once
+// per login, and an instance whose own identity nobody stamps never reads
+// its entity nor warns about it (the gateway's lightstep-reader policy
+// cannot read entities). A processor that asks for the name gets it read,
+// once.
+func TestLoginReadsOnlyWhatIsNeeded(t *testing.T) {
+	v := vaulttest.Start(t)
+	seedLightstep(t, v, "ls-token-v1")
+	proxy := vaulttest.NewCountingProxy(t, v)
+	h := startExtension(t, withToken(clientConfig(proxy.Addr), readerToken(t, v, "1h")))
+	h.waitSent(t, "ls-token-v1")
+	require.Eventually(t, func() bool { return proxy.Count("secret/metadata/"+lightstepPath) > 2 }, eventually, poll)
+	assert.Equal(t, 1, proxy.Count("auth/token/lookup-self"), "lookup-self per login")
+	for _, r := range proxy.Requests() {
+		assert.NotContains(t, r.Path, "identity/entity", "an entity read nobody asked for")
+	}
+	assert.Zero(t, h.logs.FilterLevelExact(zapcore.WarnLevel).Len(), "a warning for an identity nobody stamps")
+
+	// userpass: a login with an entity, whose policy reads its own entity.
+	v.PutPolicy(t, "self", `path "identity/entity/id/{{identity.entity.id}}" { capabilities = ["read"] }`)
+	w := v.UserpassWorkload(t, "payments", readPolicy, "self")
+	self := startExtension(t, withToken(clientConfig(proxy.Addr), w.Token))
+	provider := self.ext.(identity.Provider)
+	require.NoError(t, provider.RequireAttributes([]string{identity.EntityID, identity.EntityName}))
+	require.Eventually(t, func() bool {
+		id, ok := provider.VaultIdentity()
+		if !ok {
+			return false
+		}
+		name, _ := id.Get(identity.EntityName)
+		return name == "payments" && id.EntityID() == w.EntityID
+	}, eventually, poll)
+	assert.Equal(t, 1, proxy.Count("identity/entity/id/"+w.EntityID), "the entity read once")
 }

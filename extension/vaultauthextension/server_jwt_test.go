@@ -262,6 +262,8 @@ func TestNegativeCache(t *testing.T) {
 		require.ErrorIs(t, err, errUnauthenticated)
 	}
 	assert.EqualValues(t, 100, h.refusals(t, "refused", reasonUnknownIssuer))
+	warned := h.logs.FilterLevelExact(zapcore.WarnLevel).FilterField(zap.String("reason", reasonUnknownIssuer))
+	assert.Equal(t, 1, warned.Len(), "100 refusals, one warning: rate-limited per reason")
 
 	// Concurrent first sight of one valid token: all accepted.
 	jwt := e.v.IdentityToken(t, e.bob.Token, agentRole)

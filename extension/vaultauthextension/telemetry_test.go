@@ -54,6 +54,20 @@ func (h *harness) sumWhere(t *testing.T, name string, want ...string) (int64, st
 	return total, attrs
 }
 
+// gauge returns the value of a float64 gauge (its first data point).
+func (h *harness) gauge(t *testing.T, name string) (float64, bool) {
+	t.Helper()
+	m, err := h.tel.GetMetric(name)
+	if err != nil {
+		return 0, false
+	}
+	g, ok := m.Data.(metricdata.Gauge[float64])
+	if !ok || len(g.DataPoints) == 0 {
+		return 0, false
+	}
+	return g.DataPoints[0].Value, true
+}
+
 func TestInternalTelemetry(t *testing.T) {
 	v := vaulttest.Start(t)
 	proxy := vaulttest.NewProxy(t, v.HostPort())
@@ -65,6 +79,12 @@ func TestInternalTelemetry(t *testing.T) {
 	assert.EqualValues(t, 1, version)
 	rotations, _ := h.sum(t, "otelcol_vaultauth_rotations")
 	assert.Zero(t, rotations, "the first value is not a rotation")
+	available, _ := h.sum(t, "otelcol_vaultauth_credential_available")
+	assert.EqualValues(t, 1, available)
+	ttl, ok := h.gauge(t, "otelcol_vaultauth_token_ttl_seconds")
+	assert.True(t, ok && ttl > 3500 && ttl <= 3600, "this collector's own token TTL: %v", ttl)
+	age, ok := h.gauge(t, "otelcol_vaultauth_secret_version_age_seconds")
+	assert.True(t, ok && age >= 0 && age < 60, "age of the version in use: %v", age)
 
 	v.PutKV2(t, lightstepPath, map[string]any{"access_token": "ls-token-v2"})
 	h.waitSent(t, "ls-token-v2")
