@@ -122,4 +122,3 @@ func callLoad(servers []extensionauth.Server, creds []string, rate int) (served,
 	wg.Wait()
 	return served, refused
 }
-
