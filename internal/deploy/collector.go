@@ -122,7 +122,7 @@ func (c *Collector) tryStart() error {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = vaulttest.ChildProcAttr()
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("%s: start: %v", c.Name, err)
 	}

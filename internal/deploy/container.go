@@ -181,7 +181,7 @@ func (c *Container) run() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = vaulttest.ChildProcAttr()
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("%s: docker run: %v", c.Name, err)
 	}

@@ -45,7 +45,7 @@ listener "tcp" {
 `, s.Addr, write("role-id", roleID), write("secret-id", secretID), addr))
 	cmd := exec.Command(BinaryPath(), "proxy", "-config="+conf)
 	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ChildProcAttr()
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

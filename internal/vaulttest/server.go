@@ -111,7 +111,7 @@ func start(t T, bin, hostPort string, useTLS bool) (*Server, error) {
 	cmd := exec.Command(bin, args...)
 	// A clean environment: no VAULT_* of the developer's leaks in.
 	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ChildProcAttr()
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
