@@ -329,3 +329,22 @@ func TestManyHeaders(t *testing.T) {
 	_, err = h.ext.(extensionauth.Server).Authenticate(context.Background(), sources)
 	require.NoError(t, err)
 }
+
+// A request whose credential was verified before allocates only what the
+// Collector's client.NewContext does (the Info boxed into the context, and
+// the context): the verdict, its identity and metadata are built once, and
+// telemetry records without allocating.
+func TestRepeatedCredentialAllocations(t *testing.T) {
+	e := newIdentityEnv(t)
+	h := startExtension(t, e.jwtServerConfig())
+	sources := map[string][]string{"authorization": {"Bearer " + e.v.IdentityToken(t, e.alice.Token, agentRole)}}
+	server := h.ext.(extensionauth.Server)
+	_, err := server.Authenticate(context.Background(), sources)
+	require.NoError(t, err)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := server.Authenticate(context.Background(), sources); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.LessOrEqual(t, allocs, 2.0, "allocations per request with a cached verdict")
+}
