@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 )
 
@@ -20,7 +21,7 @@ type refusals struct {
 	telemetry *telemetry
 
 	mu   sync.Mutex
-	byID map[string]*reasonLog // "outcome/reason"
+	byID map[outcomeReason]*reasonLog
 }
 
 type reasonLog struct {
@@ -30,7 +31,7 @@ type reasonLog struct {
 }
 
 func newRefusals(logger *zap.Logger, tel *telemetry) *refusals {
-	return &refusals{logger: logger, telemetry: tel, byID: map[string]*reasonLog{}}
+	return &refusals{logger: logger, telemetry: tel, byID: map[outcomeReason]*reasonLog{}}
 }
 
 func (r *refusals) refused(reason, detail string)     { r.record("refused", reason, detail) }
@@ -56,14 +57,16 @@ func (r *refusals) record(o, reason, detail string) {
 	r.logger.Warn(msg, fields...)
 }
 
+type outcomeReason struct{ outcome, reason string }
+
 func (r *refusals) get(o, reason string) *reasonLog {
-	key := o + "/" + reason
+	key := outcomeReason{o, reason}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.byID[key]
 	if !ok {
-		attrs := r.telemetry.outcome(o, reason)
-		l = &reasonLog{add: func() { r.telemetry.VaultauthServerRequests.Add(context.Background(), 1, attrs) }}
+		opts := []metric.AddOption{r.telemetry.outcome(o, reason)} // built once: no allocation per refusal
+		l = &reasonLog{add: func() { r.telemetry.VaultauthServerRequests.Add(context.Background(), 1, opts...) }}
 		r.byID[key] = l
 	}
 	return l

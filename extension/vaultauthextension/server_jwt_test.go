@@ -348,3 +348,21 @@ func TestRepeatedCredentialAllocations(t *testing.T) {
 	})
 	assert.LessOrEqual(t, allocs, 2.0, "allocations per request with a cached verdict")
 }
+
+// A flood of refused credentials costs the gateway no allocation per request
+// once each is cached as refused.
+func TestRepeatedRefusalAllocations(t *testing.T) {
+	e := newIdentityEnv(t)
+	h := startExtension(t, e.jwtServerConfig())
+	e.v.OIDCRole(t, "otel", "other-audience", e.entityTmpl, "1h")
+	sources := map[string][]string{"authorization": {"Bearer " + e.v.IdentityToken(t, e.alice.Token, "other-audience")}}
+	server := h.ext.(extensionauth.Server)
+	_, err := server.Authenticate(context.Background(), sources)
+	require.ErrorIs(t, err, errUnauthenticated)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := server.Authenticate(context.Background(), sources); !errors.Is(err, errUnauthenticated) {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs, "allocations per refused request with a cached refusal")
+}
