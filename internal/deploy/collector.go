@@ -264,6 +264,9 @@ func Validate(config string, env map[string]string) (string, error) {
 	return string(out), err
 }
 
+// Pid is the collector's process id.
+func (c *Collector) Pid() int { return c.cmd.Process.Pid }
+
 // CPUSeconds is the CPU time (user + system) the collector process has used,
 // from /proc (Linux, 100 clock ticks per second).
 func (c *Collector) CPUSeconds() float64 {
