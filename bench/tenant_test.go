@@ -141,6 +141,49 @@ func BenchmarkRequestPath(b *testing.B) {
 	}
 }
 
+// TestRoutingCost compares the two paths of BenchmarkRequestPath in
+// alternating blocks of routingBlock requests, a few milliseconds each: this
+// machine's speed drifts by more than the 10% to resolve over the seconds
+// one benchmark run takes, and alternating cancels the drift. The ratio is
+// of the median block times, so a preempted block does not count. Run by
+// make bench.
+func TestRoutingCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load measurement")
+	}
+	const routingBlock, blocks = 200, 1000
+	rv := newRoutingVault(t)
+	headers := map[string][]string{"authorization": {"Bearer " + rv.jwt}}
+	td := spans(0)
+	paths := []*path{newPath(t, rv, false), newPath(t, rv, true)}
+	for _, p := range paths {
+		deadline := time.Now().Add(20 * time.Second)
+		for p.request(headers, td) != nil { // the first read of the token(s)
+			if time.Now().After(deadline) {
+				t.Fatal("no credential after 20s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	times := [2][]float64{}
+	for i := range 2 * blocks {
+		which := i % 2
+		if i/2%2 == 1 { // alternate which goes first, too
+			which = 1 - which
+		}
+		start := time.Now()
+		for range routingBlock {
+			if err := paths[which].request(headers, td); err != nil {
+				t.Fatal(err)
+			}
+		}
+		times[which] = append(times[which], float64(time.Since(start).Nanoseconds())/routingBlock/spansPerRequest)
+	}
+	single, tenants := median(times[0]), median(times[1])
+	t.Logf("per span, median of %d alternating blocks of %d requests: single %.1f ns, tenants %.1f ns, ratio %.3f (target <= 1.1)",
+		blocks, routingBlock, single, tenants, tenants/single)
+}
+
 // TestTenantFootprint measures what each tenant costs a gateway: memory
 // for its watched secret, and Vault calls (one metadata read per
 // refresh_interval per tenant, as for the single secret). Run by make bench.

@@ -44,13 +44,9 @@ END {
 
 echo
 echo "==> tenant routing against the single-tenant path (per request of 100 spans: authenticate, stamp, pick the credential)"
-awk '
-/^BenchmarkRequestPath\/routing=/ {
-  name = $1; sub(/-[0-9]+$/, "", name); r = name; sub(/.*routing=/, "", r); sub(/\/.*/, "", r)
-  for (i = 3; i < NF; i++) if ($(i+1) == "ns/span") { s[r] += $i; n[r]++ }
-}
-END { if (n["single"] && n["tenants"]) printf "ns/span: single %.1f, tenants %.1f, ratio %.3f (target <= 1.1)\n", s["single"]/n["single"], s["tenants"]/n["tenants"], (s["tenants"]/n["tenants"])/(s["single"]/n["single"]) }
-' "$out/side-by-side.txt" | tee "$out/routing.txt"
+# In alternating blocks of a few ms (TestRoutingCost): run after run of one
+# benchmark, this machine drifts by more than the 10% to resolve.
+(cd bench && go test -count=1 -run 'TestRoutingCost' -v ./...) | grep -E 'tenant_test.go' | sed 's/^ *//' | tee "$out/routing.txt"
 
 echo
 echo "==> Vault load (token_lookup), Vault calls at two rates, tenant footprint, end-to-end throughput and saturation"
