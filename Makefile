@@ -77,9 +77,11 @@ $(BENCHSTAT):
 	@mkdir -p $(dir $@)
 	GOBIN=$(dir $@) go install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
-## test: build what the tests need, then run every module's tests with -race
+## test: gofmt check, build what the tests need, then run every module's tests with -race
 # (-v, less the === lines: the output names every test that ran, and its figures)
 test: vault collector $(HELM)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed (run gofmt -w):"; echo "$$out"; exit 1; fi
 	@set -o pipefail; for m in $(TEST_MODULES); do \
 	  echo "==> go test -race $$m/..."; \
 	  (cd $$m && go test -race -count=1 -v -timeout 20m ./... 2>&1 | grep -vE '^=== (RUN|PAUSE|CONT|NAME)') || exit 1; \
@@ -105,7 +107,7 @@ fuzz:
 ## lint: gofmt check, go vet and golangci-lint (pinned in tools/lint) for every module
 LINT_MODULES := . bench
 lint: $(GOLANGCI)
-	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(LINT_MODULES); do \
 	  echo "==> lint $$m"; \

@@ -19,7 +19,7 @@ import (
 // register the callbacks.
 type telemetry struct {
 	*metadata.TelemetryBuilder
-	id                               attribute.KeyValue
+	id attribute.KeyValue
 	// Options of the per-request counter, as slices built once: passing
 	// them with ... costs no allocation, where a variadic argument list
 	// escapes into the instrument's interface call on every request.
