@@ -80,7 +80,7 @@ $(BENCHSTAT):
 ## test: gofmt check, build what the tests need, then run every module's tests with -race
 # (-v, less the === lines: the output names every test that ran, and its figures)
 test: vault collector $(HELM)
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*')); \
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*' -not -path './.cache/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed (run gofmt -w):"; echo "$$out"; exit 1; fi
 	@set -o pipefail; for m in $(TEST_MODULES); do \
 	  echo "==> go test -race $$m/..."; \
@@ -107,7 +107,7 @@ fuzz:
 ## lint: gofmt check, go vet and golangci-lint (pinned in tools/lint) for every module
 LINT_MODULES := . bench
 lint: $(GOLANGCI)
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*')); \
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*' -not -path './.cache/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(LINT_MODULES); do \
 	  echo "==> lint $$m"; \

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -40,18 +41,15 @@ type Server struct {
 }
 
 // BinaryPath returns where `make vault` puts the binary: $VAULT_BIN, or
-// <user cache dir>/vaultlightstep/vault-<Version>/vault.
+// $VAULTLIGHTSTEP_CACHE/vault-<Version>/vault, by default in the repo's .cache/.
 func BinaryPath() string {
 	if p := os.Getenv("VAULT_BIN"); p != "" {
 		return p
 	}
 	dir := os.Getenv("VAULTLIGHTSTEP_CACHE")
-	if dir == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			cache = os.TempDir()
-		}
-		dir = filepath.Join(cache, "vaultlightstep")
+	if dir == "" { // the repo's .cache/, as scripts/cache-dir.sh
+		_, file, _, _ := runtime.Caller(0)
+		dir = filepath.Join(filepath.Dir(file), "..", "..", ".cache")
 	}
 	return filepath.Join(dir, "vault-"+Version, "vault")
 }
