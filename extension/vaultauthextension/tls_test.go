@@ -82,3 +82,44 @@ func TestVaultOverTLS(t *testing.T) {
 		assert.Empty(t, h.sent(t))
 	})
 }
+
+// A Vault listener that requires a client certificate (as many production
+// clusters do): vault.tls cert_file/key_file, or VAULT_CLIENT_CERT and
+// VAULT_CLIENT_KEY when vault.tls sets none, present it; without one the
+// handshake fails and nothing is sent.
+func TestVaultRequiringClientCertificate(t *testing.T) {
+	v, mtls := vaulttest.StartWithClientCerts(t)
+	seedLightstep(t, v, "ls-token-v1")
+	aud := v.OIDCRole(t, "otel", agentRole, `{"entity_name": {{identity.entity.name}}}`, "1h")
+	v.PutPolicy(t, "otel-agent", `path "identity/oidc/token/*" { capabilities = ["read"] }`)
+	w := v.UserpassWorkload(t, "alice", "otel-agent")
+
+	t.Run("vault.tls cert_file and key_file", func(t *testing.T) {
+		cfg := clientConfig(mtls.Addr)
+		cfg.Vault.TLS.CAFile, cfg.Vault.TLS.CertFile, cfg.Vault.TLS.KeyFile = mtls.CAFile, mtls.CertFile, mtls.KeyFile
+		startExtension(t, withToken(cfg, readerToken(t, v, "1h"))).waitSent(t, "ls-token-v1")
+	})
+
+	t.Run("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY", func(t *testing.T) {
+		t.Setenv("VAULT_CACERT", mtls.CAFile)
+		t.Setenv("VAULT_CLIENT_CERT", mtls.CertFile)
+		t.Setenv("VAULT_CLIENT_KEY", mtls.KeyFile)
+		startExtension(t, withToken(clientConfig(mtls.Addr), readerToken(t, v, "1h"))).waitSent(t, "ls-token-v1")
+
+		// The gateway's JWKS client presents the same certificate: the
+		// issuer, and so the JWKS, is the client-certificate listener.
+		v.Write(t, "identity/oidc/config", map[string]any{"issuer": mtls.Addr})
+		srv := serverConfig(mtls.Addr, aud)
+		id, err := authenticate(startExtension(t, srv), "Bearer "+v.IdentityToken(t, w.Token, agentRole))
+		require.NoError(t, err)
+		assert.Equal(t, w.EntityID, id.EntityID())
+	})
+
+	t.Run("no client certificate", func(t *testing.T) {
+		cfg := clientConfig(mtls.Addr)
+		cfg.Vault.TLS.CAFile = mtls.CAFile
+		h := startExtension(t, withToken(cfg, readerToken(t, v, "1h")))
+		h.waitStatus(t, componentstatus.StatusRecoverableError)
+		assert.Empty(t, h.sent(t))
+	})
+}

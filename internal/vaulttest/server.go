@@ -96,7 +96,7 @@ func StartAt(t T, hostPort string) *Server {
 	return s
 }
 
-func start(t T, bin, hostPort string, useTLS bool) (*Server, error) {
+func start(t T, bin, hostPort string, useTLS bool, extraArgs ...string) (*Server, error) {
 	root := randomID()
 	home := t.TempDir()
 	args := []string{"server", "-dev", "-dev-root-token-id=" + root, "-dev-listen-address=" + hostPort, "-dev-no-store-token"}
@@ -106,7 +106,7 @@ func start(t T, bin, hostPort string, useTLS bool) (*Server, error) {
 		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+certs)
 		scheme, caFile = "https://", filepath.Join(certs, "vault-ca.pem")
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, append(args, extraArgs...)...)
 	// A clean environment: no VAULT_* of the developer's leaks in.
 	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 	cmd.SysProcAttr = ChildProcAttr()
