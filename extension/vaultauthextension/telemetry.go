@@ -12,9 +12,10 @@ import (
 
 // telemetry records the instruments declared in metadata.yaml. Every data
 // point carries extension=<component id>, as the Collector's own components
-// carry exporter=, processor=, receiver=: the service's otelcol.component.id
-// is an instrumentation-scope attribute, which the Prometheus reader drops,
-// so without it two instances would collide. The values of the gauges live
+// carry exporter=, processor=, receiver=: Collector v0.165.0 adds its
+// otelcol.component.id to metrics only behind the alpha feature gate
+// telemetry.newPipelineTelemetry (off by default), so without it two
+// instances would collide. The values of the gauges live
 // with what they describe (the credential source, the session), which
 // register the callbacks.
 type telemetry struct {
