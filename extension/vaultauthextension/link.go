@@ -94,7 +94,7 @@ func (l *vaultLink) authConfig() vaultclient.AuthConfig {
 // report folds the health of one activity into the status, and counts failures.
 func (l *vaultLink) report(activity string, err error) {
 	if err != nil {
-		l.telemetry.failed(activity)
+		l.telemetry.failed(activity, "")
 	}
 	l.status.report(activity, err)
 }

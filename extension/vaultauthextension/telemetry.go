@@ -47,9 +47,9 @@ func (t *telemetry) outcome(o, reason string) metric.MeasurementOption {
 	return metric.WithAttributeSet(t.attrs(attribute.String("outcome", o), attribute.String("reason", reason)))
 }
 
-func (t *telemetry) failed(activity string) {
+func (t *telemetry) failed(activity, tenant string) {
 	t.VaultauthVaultRequestFailures.Add(context.Background(), 1,
-		metric.WithAttributeSet(t.attrs(attribute.String("activity", activity))))
+		metric.WithAttributeSet(t.attrs(attribute.String("activity", activity), attribute.String("tenant", tenant))))
 }
 
 // accepted counts an accepted request, from the cache or newly verified.

@@ -152,10 +152,23 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 	if hasPath {
 		ctx, cancel := context.WithCancel(t.runCtx)
 		s.cancel = cancel
-		activity := "secret read (tenant " + tenant + ")"
+		statusKey := tenantStatusKey(tenant)
 		report := func(_ string, err error) {
-			s.missing.Store(err != nil && vaultclient.IsMissing(err))
-			t.link.report(activity, err)
+			missing := err != nil && vaultclient.IsMissing(err)
+			s.missing.Store(missing)
+			if err != nil {
+				t.link.telemetry.failed("secret read", tenant)
+			}
+			if missing {
+				// One tenant without a token it may read (not written yet,
+				// or outside the gateway's policy) is that tenant's wait, not
+				// the gateway's fault: the health status gates readiness for
+				// every tenant, so one team's missing token must not take the
+				// others down. The failure count, the tenant's
+				// credential_available gauge and the watcher's warning say it.
+				err = nil
+			}
+			t.link.status.report(statusKey, err)
 		}
 		w := vaultclient.NewSecretWatcher(t.link.vault, t.link.conf.Vault.Retry, secret, t.link.cfg.RefreshInterval,
 			t.link.logger.With(zap.String("tenant", tenant)), report, s.src.set)
@@ -177,6 +190,9 @@ func (t *tenantSources) publishLocked() {
 	t.snapshot.Store(&next)
 }
 
+// tenantStatusKey is the activity a tenant's secret reads fold into the status as.
+func tenantStatusKey(tenant string) string { return "secret read (tenant " + tenant + ")" }
+
 // evictIdle stops watching tenants that sent nothing for idle_timeout.
 func (t *tenantSources) evictIdle(ctx context.Context) {
 	every := min(t.cfg().IdleTimeout/2, time.Minute)
@@ -196,7 +212,7 @@ func (t *tenantSources) evictIdle(ctx context.Context) {
 					s.cancel()
 				}
 				delete(t.byName, name)
-				t.link.report("secret read (tenant "+name+")", nil) // it no longer counts against the status
+				t.link.status.report(tenantStatusKey(name), nil) // it no longer counts against the status
 				t.link.logger.Info("stopped watching an idle tenant's secret", zap.String("tenant", name))
 			}
 		}

@@ -8,8 +8,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension/extensionauth"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -158,4 +161,44 @@ func TestServerNamesTheTenantFromTheIdentity(t *testing.T) {
 	})
 	require.ErrorIs(t, err, errUnauthenticated)
 	assert.EqualValues(t, 1, h.refusals(t, "refused", reasonNoTenant))
+}
+
+// A tenant without a token it may read is that tenant's wait: its exports
+// get Unavailable, its failures are counted under its name and its gauge
+// says 0, and the gateway stays healthy for every other tenant (the health
+// status gates readiness for all of them). Vault itself unreachable is the
+// gateway's fault and turns the status to RecoverableError.
+func TestTenantWithoutATokenLeavesTheGatewayHealthy(t *testing.T) {
+	v := vaulttest.Start(t)
+	proxy := vaulttest.NewProxy(t, v.HostPort())
+	v.PutKV2(t, "lightstep/teams/a", map[string]any{"access_token": "token-a"})
+	cfg := tenantsConfig(t, v)
+	cfg.Vault.Address = proxy.Addr
+	h := startExtension(t, cfg)
+
+	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("a")); return got == "token-a" }, eventually, poll)
+	_, err := h.sentFor(forTenant("c"))
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	require.Eventually(t, func() bool {
+		n, _ := h.sumWhere(t, "otelcol_vaultauth_vault_request_failures", "activity=secret read", "tenant=c")
+		return n > 0
+	}, eventually, poll, "team c's failed reads are counted under its name")
+	require.Eventually(t, func() bool {
+		n, _ := h.sumWhere(t, "otelcol_vaultauth_vault_request_failures", "activity=secret read", "tenant=c")
+		return n >= 3
+	}, eventually, poll, "and retried")
+	available, _ := h.sumWhere(t, "otelcol_vaultauth_credential_available", "tenant=c")
+	assert.Zero(t, available)
+	assert.Equal(t, componentstatus.StatusOK, h.host.LastStatus(), "one team's missing token does not make the gateway unhealthy")
+	assert.NotContains(t, h.host.Statuses(), componentstatus.StatusRecoverableError)
+	warned := h.logs.FilterLevelExact(zapcore.WarnLevel).FilterField(zap.String("tenant", "c")).Len()
+	assert.Positive(t, warned, "a warning names the tenant")
+
+	proxy.SetDown(true)
+	h.waitStatus(t, componentstatus.StatusRecoverableError)
+	proxy.SetDown(false)
+	h.waitStatus(t, componentstatus.StatusOK)
+	got, err := h.sentFor(forTenant("a"))
+	require.NoError(t, err)
+	assert.Equal(t, "token-a", got, "the last good value flowed throughout")
 }

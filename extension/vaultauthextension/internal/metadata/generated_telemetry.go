@@ -228,7 +228,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.VaultauthVaultRequestFailures, err = builder.meter.Int64Counter(
 		"otelcol_vaultauth_vault_request_failures",
-		metric.WithDescription("Vault requests that failed, by activity (login, secret read). [Alpha]"),
+		metric.WithDescription("Vault requests that failed, by activity (login, secret read) and tenant (empty for the single secret). [Alpha]"),
 		metric.WithUnit("{requests}"),
 	)
 	errs = errors.Join(errs, err)

@@ -140,7 +140,7 @@ func AssertEqualVaultauthTokenTTLSeconds(t *testing.T, tt *componenttest.Telemet
 func AssertEqualVaultauthVaultRequestFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_vaultauth_vault_request_failures",
-		Description: "Vault requests that failed, by activity (login, secret read). [Alpha]",
+		Description: "Vault requests that failed, by activity (login, secret read) and tenant (empty for the single secret). [Alpha]",
 		Unit:        "{requests}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
