@@ -48,7 +48,8 @@ type ServerConfig struct {
 // IdentityTokenServerConfig is the identity JWT mode.
 type IdentityTokenServerConfig struct {
 	// Issuers accepted in `iss`, one per Vault namespace. Default:
-	// <vault.address>/v1/identity/oidc (the root namespace).
+	// <vault.address>/v1/<vault.namespace>/identity/oidc, or
+	// <vault.address>/v1/identity/oidc without a namespace (root).
 	Issuers []string `mapstructure:"issuers"`
 	// Audience required in `aud`: the Vault OIDC role's client_id.
 	Audience string `mapstructure:"audience"`

@@ -107,6 +107,20 @@ func TestNamespaceOnEveryRequest(t *testing.T) {
 	startExtensionLogging(t, srv, zapcore.DebugLevel)
 	require.Eventually(t, func() bool { return rec.Count("team-a/identity/oidc/.well-known/keys") > 0 }, eventually, poll)
 	require.Eventually(t, func() bool { return rec.Count("team-a/identity/oidc/.well-known/openid-configuration") > 0 }, eventually, poll)
+	// With vault.namespace and no issuers, the namespace's issuer is the
+	// default (HCP: admin); issuers that leave the namespace out are warned
+	// about at start.
+	defaults := serverConfig(rec.Addr, e.audience)
+	defaults.Vault.Namespace = "team-a"
+	before := rec.Count("team-a/identity/oidc/.well-known/keys")
+	startExtension(t, defaults)
+	require.Eventually(t, func() bool { return rec.Count("team-a/identity/oidc/.well-known/keys") > before }, eventually, poll)
+	rootOnly := serverConfig(rec.Addr, e.audience)
+	rootOnly.Vault.Namespace = "team-a"
+	rootOnly.Server.Get().IdentityToken.Get().Issuers = []string{rec.Addr + "/v1/identity/oidc"}
+	h := startExtensionLogging(t, rootOnly, zapcore.WarnLevel)
+	assert.Equal(t, 1, h.logs.FilterMessageSnippet("no issuer is in it").Len(), "issuers outside vault.namespace are warned about")
+
 	assert.Equal(t, "team-a", namespaceOfIssuer(issuer))
 	assert.Equal(t, "root", namespaceOfIssuer(rec.Addr+"/v1/identity/oidc"))
 	assert.Equal(t, "a/b", namespaceOfIssuer("https://vault.example/v1/a/b/identity/oidc"))

@@ -43,7 +43,10 @@ type issuer struct {
 func newJWTVerifier(cfg IdentityTokenServerConfig, rules identity.Rules, tenant *tenantRule, v *verdicts, vault vaultclient.VaultConfig, httpClient *http.Client, logger *zap.Logger) *jwtVerifier {
 	issuers := cfg.Issuers
 	if len(issuers) == 0 {
-		issuers = []string{strings.TrimRight(vault.ResolvedAddress(), "/") + "/v1/identity/oidc"}
+		issuers = []string{defaultIssuer(vault)}
+	} else if ns := strings.Trim(vault.ResolvedNamespace(), "/"); ns != "" && !anyInNamespace(issuers, ns) {
+		logger.Warn("vault.namespace is set but no issuer is in it: identity tokens of that namespace will be refused (unknown_issuer)",
+			zap.String("namespace", ns), zap.Strings("issuers", issuers), zap.String("its_issuer", defaultIssuer(vault)))
 	}
 	j := &jwtVerifier{cfg: cfg, rules: rules, tenant: tenant, verdicts: v, issuers: make(map[string]issuer, len(issuers))}
 	for _, iss := range issuers {
@@ -54,6 +57,25 @@ func newJWTVerifier(cfg IdentityTokenServerConfig, rules identity.Rules, tenant 
 		}
 	}
 	return j
+}
+
+// defaultIssuer is the identity token issuer of Vault's identity engine in
+// vault.namespace (HCP Vault Dedicated: admin), or in the root namespace.
+func defaultIssuer(vault vaultclient.VaultConfig) string {
+	base := strings.TrimRight(vault.ResolvedAddress(), "/") + "/v1/"
+	if ns := strings.Trim(vault.ResolvedNamespace(), "/"); ns != "" {
+		base += ns + "/"
+	}
+	return base + "identity/oidc"
+}
+
+func anyInNamespace(issuers []string, ns string) bool {
+	for _, iss := range issuers {
+		if namespaceOfIssuer(strings.TrimRight(iss, "/")) == ns {
+			return true
+		}
+	}
+	return false
 }
 
 // each runs f for each issuer's key set (to start their fetchers).
