@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/collector/config/configopaque"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -121,6 +122,8 @@ func (f *fleetFlags) fleet(lookup func(context.Context, string) ([]net.IPAddr, e
 		return nil, errors.New("--collectors or --collectors-dns is required: the rotation is safe only once every collector sends the new token")
 	case f.extension == "":
 		return nil, errors.New("--extension: required")
+	case f.tenant != "" && identity.ValidTenant(f.tenant) != nil:
+		return nil, fmt.Errorf("--tenant: %w", identity.ValidTenant(f.tenant))
 	case f.timeout <= 0:
 		return nil, errors.New("--timeout: must be positive")
 	case f.interval <= 0:
@@ -187,6 +190,9 @@ func (a *app) parseRotate(args []string) (*rotateConfig, error) {
 	if strings.Contains(path, "{tenant}") {
 		if c.fleetFlags.tenant == "" {
 			return nil, fmt.Errorf("--path %s has {tenant}: --tenant is required", path)
+		}
+		if err := identity.ValidTenant(c.fleetFlags.tenant); err != nil {
+			return nil, fmt.Errorf("--tenant: %w", err)
 		}
 		path = strings.ReplaceAll(path, "{tenant}", c.fleetFlags.tenant)
 	}

@@ -3,7 +3,6 @@ package vaultauthextension
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"go.opentelemetry.io/collector/client"
 
@@ -36,21 +35,8 @@ func (c *TenantConfig) Validate() error {
 	return nil
 }
 
-// validTenant says why name cannot be a tenant: tenants name secret paths
-// and metric series, so they are short, and letters, digits, '.', '_', '-'.
-func validTenant(name string) error {
-	if name == "" || len(name) > 63 {
-		return errors.New("a tenant name has 1 to 63 characters")
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		punct := i > 0 && (c == '.' || c == '_' || c == '-')
-		if !isBase62(c) && !punct {
-			return fmt.Errorf("tenant %q: only letters, digits and (not first) '.', '_', '-'", name)
-		}
-	}
-	return nil
-}
+// validTenant says why name cannot be a tenant (identity.ValidTenant).
+func validTenant(name string) error { return identity.ValidTenant(name) }
 
 // tenantRule names each verified identity's tenant.
 type tenantRule struct{ attribute string }
