@@ -177,18 +177,36 @@ func TestTenantsGatewayKilledMidRun(t *testing.T) {
 }
 
 func TestTenantRotationUnderLoad(t *testing.T) {
+	bin := buildRotateCommand(t)
 	d := deploy.Start(t, deploy.Options{Teams: teams(true)})
+	// team-a's writer: an entity with metadata team=team-a under the
+	// templated lightstep-team-writer policy.
+	w := deploy.AppRoleCredentials(t, d.Vault, "lightstep-writer-team-a")
+	login := []string{"--approle-role-id-file", w.RoleIDFile, "--approle-secret-id-file", w.SecretIDFile}
+	rotate := func(tenant, token string) rotRun {
+		return runRotCommand(t, bin, map[string]string{"VAULT_ADDR": d.Vault.Addr}, nil, append([]string{"rotate",
+			"--path", "secret/data/lightstep/teams/{tenant}", "--tenant", tenant, "--token-file", rotTokenFile(t, token),
+			"--collectors", rotMetricsURL(d.Gateway), "--interval", "200ms", "--timeout", "1m"}, login...)...)
+	}
 	stop := load(t, d)
 	require.Eventually(t, func() bool { return d.Projects.Count() > 300 }, eventually, poll)
 
+	// team-a's writer cannot rotate team-b's token.
+	denied := rotate("team-b", "ls-b-FORGED")
+	assert.NotZero(t, denied.code, "%s", denied)
+	_, wrote := denied.line("wrote version ")
+	assert.False(t, wrote, "a version was written to another team's path: %s", denied)
+	assert.Contains(t, denied.stderr, "permission denied", "%s", denied)
+
 	d.Projects.Accept("team-a", "ls-a-v1", "ls-a-v2")
-	rotated := time.Now()
-	require.Equal(t, 2, d.TeamWrite["team-a"]("ls-a-v2"))
-	require.Eventually(t, func() bool {
-		v, _ := d.Gateway.MetricWhere("otelcol_vaultauth_secret_version", `tenant="team-a"`)
-		return v == 2
-	}, eventually, poll)
-	took := time.Since(rotated)
+	run := rotate("team-a", "ls-a-v2")
+	require.Equal(t, 0, run.code, "%s", run)
+	version, writtenAt := rotWrittenVersion(t, run)
+	require.Equal(t, 2, version)
+	last := run.lines[len(run.lines)-1]
+	require.Equal(t, "all 1 collectors send version 2: the old token can be deactivated", last.text, "%s", run)
+	v, _ := d.Gateway.MetricWhere("otelcol_vaultauth_secret_version", `tenant="team-a"`)
+	require.EqualValues(t, 2, v, "the command said safe before the gateway sent team-a's new token")
 	d.Projects.Accept("team-a", "ls-a-v2") // end of the overlap
 	before := d.Projects.Count()
 	require.Eventually(t, func() bool { return d.Projects.Count() > before+300 }, eventually, poll)
@@ -204,7 +222,10 @@ func TestTenantRotationUnderLoad(t *testing.T) {
 		r, _ := d.Gateway.MetricWhere("otelcol_vaultauth_rotations", fmt.Sprintf(`tenant=%q`, team))
 		assert.Zero(t, r, "%s rotated", team)
 	}
-	t.Logf("team-a rotated under load: picked up after %s; %d spans, 0 failed exports, 0 lost, other teams untouched", took.Round(time.Millisecond), n)
+	assert.NotContains(t, run.String()+denied.String(), "ls-a-v", "the command printed a Lightstep token")
+	t.Logf("team-a rotated under load with `vaultlightstep rotate --tenant team-a`: safe %s after the write; %d spans, 0 failed exports, 0 lost, "+
+		"other teams untouched; team-a's writer refused on team-b's path (exit %d)",
+		last.at.Sub(writtenAt).Round(time.Millisecond), n, denied.code)
 }
 
 // A queue that batches without partitioning by tenant would mix teams: the
