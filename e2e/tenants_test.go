@@ -126,8 +126,20 @@ func TestTenantsEndToEnd(t *testing.T) {
 	d := deploy.Start(t, deploy.Options{Teams: teams(false), AgentOverlay: forgedTenantHeaders})
 	stop := load(t, d)
 
-	// Teams a and b flow; team c, without a token, is held.
+	// Teams a and b flow; team c, without a token, is held at its agents
+	// (the gateway refuses it with a retryable error at the door), and does
+	// not stall the others: before tenant_credentials, its retries took every
+	// consumer of the gateway's queue and all teams stopped within 4 s.
 	require.Eventually(t, func() bool { return d.Projects.Count() > 300 }, eventually, poll)
+	require.Eventually(t, func() bool { n, _ := d.Gateway.Metric("otelcol_vaultidentity_requests_held"); return n > 0 }, eventually, poll,
+		"team-c's requests are not held at the door\n%s", d.Gateway.LogTail(20))
+	var windows []int
+	for range 3 {
+		before := d.Projects.Count()
+		time.Sleep(2 * time.Second)
+		windows = append(windows, d.Projects.Count()-before)
+		require.Greater(t, windows[len(windows)-1], 500, "teams a and b stalled while team-c waits for its token: %v spans per 2 s", windows)
+	}
 	held, _ := d.Gateway.MetricWhere("otelcol_vaultauth_credential_available", `tenant="team-c"`)
 	assert.Zero(t, held, "team-c has a credential?")
 	for i, s := range d.Senders {
@@ -147,6 +159,19 @@ func TestTenantsEndToEnd(t *testing.T) {
 		return v == 1
 	}, eventually, poll)
 	pickedUp := time.Since(written)
+	require.Eventually(t, func() bool {
+		for i, s := range d.Senders {
+			if d.TeamOf[i] == "team-c" {
+				for _, id := range s.Sent() {
+					if len(d.Projects.Landed(id)) > 0 {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}, eventually, poll)
+	firstFlowed := time.Since(written)
 	stop()
 	awaitTeams(t, d, "team-a", "team-b", "team-c")
 	flowed := time.Since(written)
@@ -155,9 +180,11 @@ func TestTenantsEndToEnd(t *testing.T) {
 	failed, _ := d.Gateway.Metric("otelcol_exporter_send_failed_spans")
 	assert.Zero(t, failed, "an export was refused by a project")
 	t.Logf("tenants: %d spans from 3 teams (6 workloads, forged tenant headers and attributes), 0 cross-tenant, 0 duplicates; "+
-		"team-c's token picked up %s after it was written, its held data all landed within %s (refresh_interval 500ms, exporter retry up to 5s)",
-		n, pickedUp.Round(time.Millisecond), flowed.Round(time.Millisecond))
-	assert.Less(t, pickedUp, 2*time.Second, "the new tenant's token is read within refresh_interval")
+		"teams a and b kept flowing while team-c was held (%v spans per 2 s); team-c's token picked up %s after it was written, "+
+		"its first span landed %s after, all its held data within %s (refresh_interval 500ms, agents' retry interval up to 5s)",
+		n, windows, pickedUp.Round(time.Millisecond), firstFlowed.Round(time.Millisecond), flowed.Round(time.Millisecond))
+	assert.Less(t, pickedUp, time.Second, "the new tenant's token is read within refresh_interval (500ms, and Vault's answer)")
+	assert.Less(t, firstFlowed, 7*time.Second, "team-c's data flows within refresh_interval and one retry of its agents (at most 5s)")
 }
 
 func TestTenantsGatewayKilledMidRun(t *testing.T) {

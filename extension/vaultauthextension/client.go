@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -33,7 +34,16 @@ type clientAuth struct {
 var (
 	_ extensionauth.HTTPClient = (*clientAuth)(nil)
 	_ extensionauth.GRPCClient = (*clientAuth)(nil)
+	_ identity.CredentialGate  = (*clientAuth)(nil)
 )
+
+// CredentialReady says whether an export of ctx's data has its credential
+// now (vaultidentity's tenant_credentials): nil, or the error the export
+// would get.
+func (c *clientAuth) CredentialReady(ctx context.Context) error {
+	_, err := c.source.credential(ctx)
+	return err
+}
 
 func newClientAuth(link *vaultLink, cfg *ClientConfig) *clientAuth {
 	c := &clientAuth{

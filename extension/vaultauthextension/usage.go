@@ -55,6 +55,7 @@ func (l *vaultLink) NotifyConfigSnapshot(_ context.Context, snapshot extensionca
 						"use a vaultauth instance with a client block there", l.id, name, where))
 				case kind == "exporters" && l.hasTenants():
 					errs = append(errs, tenantBatching(conf, name)...)
+					errs = append(errs, tenantGate(conf, name, l.id.String())...)
 				}
 			}
 		}
@@ -103,6 +104,36 @@ func tenantBatching(conf *confmap.Conf, exporter string) []error {
 				errs = append(errs, fmt.Errorf("processor %q in pipeline %q batches without the tenant: add %q to processors::%s::metadata_keys",
 					id, pname, TenantMetadataKey, id))
 			}
+		}
+	}
+	return errs
+}
+
+// tenantGate checks that every pipeline exporting through this tenants
+// client holds, at its door, the requests of tenants without a credential
+// (vaultidentity tenant_credentials). Otherwise their exports would wait in
+// the gateway's own queue, retried by its consumers, and a few such batches
+// would hold up every other tenant's exports.
+func tenantGate(conf *confmap.Conf, exporter, id string) []error {
+	var errs []error
+	pipelines, _ := conf.Get("service::pipelines").(map[string]any)
+	for _, pname := range sortedKeys(pipelines) {
+		p, _ := pipelines[pname].(map[string]any)
+		if !containsString(p["exporters"], exporter) {
+			continue
+		}
+		procs, _ := p["processors"].([]any)
+		gated := false
+		for _, proc := range procs {
+			name, _ := proc.(string)
+			if name == "vaultidentity" || strings.HasPrefix(name, "vaultidentity/") {
+				gated = gated || fmt.Sprint(conf.Get("processors::"+name+"::tenant_credentials")) == id
+			}
+		}
+		if !gated {
+			errs = append(errs, fmt.Errorf("pipeline %q exports through %s, which sends each tenant's own token, but no vaultidentity processor "+
+				"in it holds the requests of tenants whose token is not ready: set processors::<vaultidentity>::tenant_credentials: %s "+
+				"(otherwise one tenant without a token stalls every tenant's exports)", pname, id, id))
 		}
 	}
 	return errs

@@ -133,8 +133,10 @@ func TestMisuseFailsAtStart(t *testing.T) {
 }
 
 // A tenant-routing client refuses, at start, pipelines that would merge
-// tenants: a sending queue batching without the tenant partition, or a
-// batch processor without the tenant in its metadata_keys.
+// tenants (a sending queue batching without the tenant partition, or a
+// batch processor without the tenant in its metadata_keys) and pipelines
+// where one tenant without a token would stall the others (no vaultidentity
+// with tenant_credentials naming it).
 func TestTenantBatchingChecked(t *testing.T) {
 	v := "http://127.0.0.1:1"
 	cfg := withToken(clientConfig(v), "t")
@@ -156,5 +158,14 @@ func TestTenantBatchingChecked(t *testing.T) {
 		"batch": map[string]any{"partition": map[string]any{"metadata_keys": []any{"vault:tenant"}}},
 	}
 	conf["processors"].(map[string]any)["batch"] = map[string]any{"metadata_keys": []any{"vault:tenant"}}
+	err = client.NotifyConfigSnapshot(context.Background(), snapshot(conf))
+	require.Error(t, err, "no vaultidentity holds tokenless tenants at the door")
+	assert.Contains(t, err.Error(), `pipeline "traces" exports through vaultauth/lightstep, which sends each tenant's own token, but no vaultidentity processor `+
+		`in it holds the requests of tenants whose token is not ready: set processors::<vaultidentity>::tenant_credentials: vaultauth/lightstep`)
+
+	conf["processors"].(map[string]any)["vaultidentity"] = map[string]any{"tenant_credentials": "vaultauth/other"}
+	conf["service"].(map[string]any)["pipelines"].(map[string]any)["traces"].(map[string]any)["processors"] = []any{"vaultidentity", "batch"}
+	require.Error(t, client.NotifyConfigSnapshot(context.Background(), snapshot(conf)), "it gates on another instance")
+	conf["processors"].(map[string]any)["vaultidentity"] = map[string]any{"tenant_credentials": me}
 	require.NoError(t, client.NotifyConfigSnapshot(context.Background(), snapshot(conf)))
 }

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"strings"
 
 	"go.opentelemetry.io/collector/client"
@@ -65,4 +66,14 @@ type Provider interface {
 	// VaultIdentity returns the identity of the current login, or false
 	// before the first login has completed. It does no I/O.
 	VaultIdentity() (*Identity, bool)
+}
+
+// CredentialGate is implemented by the vaultauth client: whether the
+// credential an export of ctx's data would carry (its tenant's, with
+// tenants) is ready now. It does no I/O; a tenant seen for the first time
+// starts being watched. vaultidentity asks it at the gateway's door, so a
+// tenant without a token waits at its sender instead of in the gateway's
+// queue, where retrying its exports would hold up every other tenant's.
+type CredentialGate interface {
+	CredentialReady(ctx context.Context) error
 }

@@ -48,6 +48,12 @@ type Config struct {
 	Attributes []string `mapstructure:"attributes"`
 	// OnMissing is reject, drop or pass.
 	OnMissing string `mapstructure:"on_missing"`
+	// TenantCredentials is the vaultauth client (with tenants) this
+	// gateway exports through. A request whose tenant has no credential
+	// ready there is refused with a retryable error (gRPC Unavailable, HTTP
+	// 503): its data waits at its sender, not in this gateway's queue, where
+	// retrying it would hold up every other tenant's exports.
+	TenantCredentials component.ID `mapstructure:"tenant_credentials"`
 
 	_ struct{}
 }
@@ -92,6 +98,9 @@ func (c *Config) Validate() error {
 		case slices.Index(c.Attributes, a) != i:
 			errs = append(errs, fmt.Errorf("attributes[%d]: %q listed twice", i, a))
 		}
+	}
+	if c.TenantCredentials != (component.ID{}) && c.From != FromAuth {
+		errs = append(errs, errors.New("tenant_credentials: only used with from: auth (a gateway's tenants)"))
 	}
 	switch c.OnMissing {
 	case OnMissingReject, OnMissingDrop, OnMissingPass:

@@ -37,6 +37,7 @@ func TestLoadConfig(t *testing.T) {
 	}, load(t, "agent"))
 	assert.Equal(t, "pass", load(t, "permissive").OnMissing, "fail open only when asked")
 	assert.Equal(t, []string{"vault.entity.id", "vault.entity.metadata.team", "vault.entity.groups"}, load(t, "team").Attributes)
+	assert.Equal(t, component.MustNewIDWithName("vaultauth", "lightstep"), load(t, "tenants").TenantCredentials)
 }
 
 func TestValidateNamesTheKey(t *testing.T) {
@@ -54,6 +55,9 @@ func TestValidateNamesTheKey(t *testing.T) {
 			}
 		},
 		"on_missing:": func(c *Config) { c.OnMissing = "ignore" },
+		"tenant_credentials:": func(c *Config) {
+			c.From, c.Extension, c.TenantCredentials = FromExtension, selfID, component.MustNewIDWithName("vaultauth", "lightstep")
+		},
 	} {
 		cfg := createDefaultConfig().(*Config)
 		mutate(cfg)

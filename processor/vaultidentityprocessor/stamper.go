@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
@@ -14,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/processor/vaultidentityprocessor/internal/metadata"
@@ -29,7 +32,14 @@ var (
 	// This collector's own identity is not known yet (Vault login pending):
 	// retryable, so the sender or the exporter queue holds the data.
 	errNoOwnIdentity = errors.New("vaultidentity: this collector's Vault identity is not known yet (login pending)")
+	// The request's tenant has no export credential yet: retryable (gRPC
+	// Unavailable, HTTP 503), and says nothing of paths or tenants to the
+	// sender.
+	errTenantHeld = status.Error(codes.Unavailable, "vaultidentity: the export credential for this sender's tenant is not ready; retry later")
 )
+
+// heldLogEvery is the least time between two warnings about held requests.
+const heldLogEvery = 10 * time.Second
 
 // stamper holds what every signal's processing shares: where the identity
 // comes from, what to stamp, and what to do without one.
@@ -39,6 +49,9 @@ type stamper struct {
 	telemetry *metadata.TelemetryBuilder
 	action    metric.MeasurementOption // on_missing, as the counter's attribute
 	provider  identity.Provider        // from: extension, set in start
+	gate      identity.CredentialGate  // tenant_credentials, set in start
+	held      metric.MeasurementOption // processor=<id>
+	warnedAt  atomic.Int64             // unix nanos of the last held-request warning
 
 	noAuthStreak  atomic.Int64
 	warnedNoAuth  atomic.Bool
@@ -55,10 +68,20 @@ func newStamper(cfg *Config, set processor.Settings) (*stamper, error) {
 		// processor=<id>, as the Collector's own processor metrics say it.
 		action: metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("action", cfg.OnMissing), attribute.String("processor", set.ID.String()))),
+		held: metric.WithAttributeSet(attribute.NewSet(attribute.String("processor", set.ID.String()))),
 	}, nil
 }
 
 func (s *stamper) start(_ context.Context, host component.Host) error {
+	if id := s.cfg.TenantCredentials; id != (component.ID{}) {
+		ext, ok := host.GetExtensions()[id]
+		if !ok {
+			return fmt.Errorf("tenant_credentials: extension %q not found: add it to service.extensions", id)
+		}
+		if s.gate, ok = ext.(identity.CredentialGate); !ok {
+			return fmt.Errorf("tenant_credentials: extension %q sends no credential (use a vaultauth extension with a client block)", id)
+		}
+	}
 	if s.cfg.From != FromExtension {
 		return nil
 	}
@@ -94,6 +117,11 @@ func (s *stamper) stamps(ctx context.Context, st *stamp) (resource, item *stamp,
 			return nil, nil, err
 		}
 		id = nil
+	}
+	if s.gate != nil && id != nil {
+		if err := s.gate.CredentialReady(ctx); err != nil {
+			return nil, nil, s.hold(ctx, err)
+		}
 	}
 	s.stampFor(id, st)
 	if s.stampResource {
@@ -141,4 +169,15 @@ func (s *stamper) onMissing(ctx context.Context) error {
 		return errNoIdentity
 	}
 	return nil
+}
+
+// hold refuses a request whose tenant has no export credential yet, and
+// says why at the gateway (at most every heldLogEvery), never to the sender.
+func (s *stamper) hold(ctx context.Context, why error) error {
+	s.telemetry.VaultidentityRequestsHeld.Add(ctx, 1, s.held)
+	now := time.Now().UnixNano()
+	if last := s.warnedAt.Load(); now-last > int64(heldLogEvery) && s.warnedAt.CompareAndSwap(last, now) {
+		s.logger.Warn("holding requests at their senders: the export credential for their tenant is not ready", zap.Error(why))
+	}
+	return errTenantHeld
 }

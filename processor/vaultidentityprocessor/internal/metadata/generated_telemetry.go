@@ -26,6 +26,7 @@ type TelemetryBuilder struct {
 	meter                                metric.Meter
 	mu                                   sync.Mutex
 	registrations                        []metric.Registration
+	VaultidentityRequestsHeld            metric.Int64Counter
 	VaultidentityRequestsWithoutIdentity metric.Int64Counter
 }
 
@@ -58,6 +59,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.VaultidentityRequestsHeld, err = builder.meter.Int64Counter(
+		"otelcol_vaultidentity_requests_held",
+		metric.WithDescription("Requests refused with a retryable error because the export credential for their tenant was not ready (tenant_credentials); the sender retries them. [Alpha]"),
+		metric.WithUnit("{requests}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.VaultidentityRequestsWithoutIdentity, err = builder.meter.Int64Counter(
 		"otelcol_vaultidentity_requests_without_identity",
 		metric.WithDescription("Requests that carried no verified Vault identity, by the on_missing action taken. [Alpha]"),
