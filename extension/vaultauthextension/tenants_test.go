@@ -163,6 +163,48 @@ func TestServerNamesTheTenantFromTheIdentity(t *testing.T) {
 	assert.EqualValues(t, 1, h.refusals(t, "refused", reasonNoTenant))
 }
 
+// In token_lookup mode the tenant comes from the entity's metadata, read
+// from Vault with the sender's entity: alice's team, whatever she sends.
+func TestLookupNamesTheTenantFromEntityMetadata(t *testing.T) {
+	e := newIdentityEnv(t)
+	e.v.Write(t, "identity/entity/id/"+e.alice.EntityID, map[string]any{"metadata": map[string]any{"team": "payments"}})
+	e.v.PutPolicy(t, "otel-gateway", gatewayPolicy)
+	roleID, secretID := e.v.AppRole(t, "otel-gateway", map[string]any{"token_policies": "otel-gateway"})
+	cfg := withAppRole(createDefaultConfig(), roleID, secretID)
+	cfg.Vault.Address = e.v.Addr
+	srv := cfg.Server.GetOrInsertDefault()
+	srv.TokenLookup.GetOrInsertDefault()
+	srv.Attributes = map[string]string{"vault.entity.metadata.team": "entity:metadata.team"}
+	srv.Tenant = configoptional.Some(TenantConfig{Attribute: "vault.entity.metadata.team"})
+	h := startExtension(t, cfg)
+	h.waitStatus(t, componentstatus.StatusOK) // logged in
+
+	forged := client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{TenantMetadataKey: {"checkout"}})})
+	ctx, err := h.ext.(extensionauth.Server).Authenticate(forged, map[string][]string{"authorization": {"Bearer " + e.alice.Token}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"payments"}, client.FromContext(ctx).Metadata.Get(TenantMetadataKey))
+
+	_, err = h.ext.(extensionauth.Server).Authenticate(context.Background(), map[string][]string{"authorization": {"Bearer " + e.bob.Token}})
+	require.ErrorIs(t, err, errUnauthenticated, "bob's entity has no team")
+	assert.EqualValues(t, 1, h.refusals(t, "refused", reasonNoTenant))
+
+	// Groups name a tenant only when there is one: bob in one group is
+	// routed to it, alice in two is refused rather than sent to either.
+	e.v.Write(t, "identity/group/name/payments", map[string]any{"member_entity_ids": []string{e.alice.EntityID, e.bob.EntityID}})
+	e.v.Write(t, "identity/group/name/checkout", map[string]any{"member_entity_ids": []string{e.alice.EntityID}})
+	e.v.PutPolicy(t, "otel-gateway", gatewayPolicy+`path "identity/group/id/*" { capabilities = ["read"] }`)
+	srv.Attributes = map[string]string{"vault.entity.groups": "entity:groups"}
+	srv.Tenant = configoptional.Some(TenantConfig{Attribute: "vault.entity.groups"})
+	groups := startExtension(t, cfg)
+	groups.waitStatus(t, componentstatus.StatusOK)
+	ctx, err = groups.ext.(extensionauth.Server).Authenticate(context.Background(), map[string][]string{"authorization": {"Bearer " + e.bob.Token}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"payments"}, client.FromContext(ctx).Metadata.Get(TenantMetadataKey))
+	_, err = groups.ext.(extensionauth.Server).Authenticate(context.Background(), map[string][]string{"authorization": {"Bearer " + e.alice.Token}})
+	require.ErrorIs(t, err, errUnauthenticated, "alice is in two groups")
+	assert.EqualValues(t, 1, groups.refusals(t, "refused", reasonNoTenant))
+}
+
 // A tenant without a token it may read is that tenant's wait: its exports
 // get Unavailable, its failures are counted under its name and its gauge
 // says 0, and the gateway stays healthy for every other tenant (the health
