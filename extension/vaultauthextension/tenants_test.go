@@ -244,3 +244,31 @@ func TestTenantWithoutATokenLeavesTheGatewayHealthy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "token-a", got, "the last good value flowed throughout")
 }
+
+// A tenant that sends nothing for idle_timeout is let go: its watcher stops,
+// its gauges go, and its place under max_tenants is free for another; when it
+// sends again, its token is read again.
+func TestIdleTenantsAreLetGo(t *testing.T) {
+	v := vaulttest.Start(t)
+	for _, tenant := range []string{"a", "b", "c"} {
+		v.PutKV2(t, "lightstep/teams/"+tenant, map[string]any{"access_token": "token-" + tenant})
+	}
+	cfg := tenantsConfig(t, v)
+	*cfg.Client.Get().Tenants.Get() = TenantsConfig{MaxTenants: 2, IdleTimeout: time.Second}
+	h := startExtension(t, cfg)
+
+	for _, tenant := range []string{"a", "b"} {
+		require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant(tenant)); return got == "token-"+tenant }, eventually, poll, tenant)
+	}
+	_, err := h.sentFor(forTenant("c"))
+	require.ErrorContains(t, err, "max_tenants", "a third tenant while two are active")
+
+	require.Eventually(t, func() bool {
+		return h.logs.FilterMessage("stopped watching an idle tenant's secret").Len() == 2
+	}, 5*time.Second, poll, "a and b sent nothing for idle_timeout")
+	_, watched := h.sumWhere(t, "otelcol_vaultauth_credential_available", "tenant=a")
+	assert.Empty(t, watched, "an idle tenant's gauge is gone")
+
+	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("c")); return got == "token-c" }, eventually, poll, "c takes a free place")
+	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("a")); return got == "token-a" }, eventually, poll, "a is read again")
+}
