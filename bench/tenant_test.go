@@ -80,11 +80,18 @@ func newPath(b testing.TB, rv *routingVault, tenants bool) *path {
 		b.Fatal(err)
 	}
 	pf := vaultidentityprocessor.NewFactory()
-	proc, err := pf.CreateTraces(context.Background(), processortest.NewNopSettings(pf.Type()), pf.CreateDefaultConfig(), consumertest.NewNop())
+	pcfg := pf.CreateDefaultConfig().(*vaultidentityprocessor.Config)
+	var host component.Host = componentHost{}
+	if tenants { // as examples/gateway-multitenant.yaml: tokenless tenants are held at the door
+		id := component.MustNewIDWithName("vaultauth", "lightstep")
+		pcfg.TenantCredentials = id
+		host = extensionsHost{id: cl.(component.Component)}
+	}
+	proc, err := pf.CreateTraces(context.Background(), processortest.NewNopSettings(pf.Type()), pcfg, consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := proc.Start(context.Background(), componentHost{}); err != nil {
+	if err := proc.Start(context.Background(), host); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = proc.Shutdown(context.Background()) })
@@ -94,6 +101,10 @@ func newPath(b testing.TB, rv *routingVault, tenants bool) *path {
 type componentHost struct{}
 
 func (componentHost) GetExtensions() map[component.ID]component.Component { return nil }
+
+type extensionsHost map[component.ID]component.Component
+
+func (h extensionsHost) GetExtensions() map[component.ID]component.Component { return h }
 
 // request runs one request through the path and says whether it got a credential.
 func (p *path) request(headers map[string][]string, td ptrace.Traces) error {
