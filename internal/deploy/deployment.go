@@ -20,8 +20,12 @@ type Options struct {
 	RefreshInterval string
 	// FirstToken is the Lightstep token written to Vault and accepted first. Default ls-token-v1.
 	FirstToken string
-	// Gateways is how many gateways run (agents are spread across them). Default 1.
+	// Gateways is how many gateways run. Default 1. Agents are spread
+	// across them, each pinned to one, unless Balanced.
 	Gateways int
+	// Balanced puts a Balancer in front of the gateways, as users do: every
+	// agent sends to it, and a dead gateway's agents reconnect to the others.
+	Balanced bool
 	// Teams, when set, runs the multi-team gateway (gateway-multitenant.yaml)
 	// in front of a Lightstep stand-in with one project per team, instead
 	// of the single-token gateway; Workloads is then the teams' workloads.
@@ -50,6 +54,7 @@ type Deployment struct {
 	StandIn   *StandIn
 	Gateway   *Collector   // the first gateway
 	Gateways  []*Collector // all of them
+	Balancer  *Balancer    // in front of the gateways, with Options.Balanced
 	Agents    []*Collector
 	Workloads []Workload
 	Senders   []*Sender
@@ -125,6 +130,13 @@ func Start(t T, o Options) *Deployment {
 		}, overlay(o.GatewayOverlay)...))
 	}
 	d.Gateway = d.Gateways[0]
+	if o.Balanced {
+		var addrs []string
+		for _, gw := range d.Gateways {
+			addrs = append(addrs, gw.OTLPGRPC)
+		}
+		d.Balancer = StartBalancer(t, addrs...)
+	}
 	for i, name := range o.Workloads {
 		var w Workload
 		if d.TeamOf != nil {
@@ -136,7 +148,7 @@ func Start(t T, o Options) *Deployment {
 			"VAULT_ADDR":           d.Proxy.Addr,
 			"VAULT_ROLE_ID_FILE":   w.RoleIDFile,
 			"VAULT_SECRET_ID_FILE": w.SecretIDFile,
-			"GATEWAY_ENDPOINT":     d.Gateways[i%len(d.Gateways)].OTLPGRPC,
+			"GATEWAY_ENDPOINT":     d.gatewayFor(i),
 			"GATEWAY_INSECURE":     "true",
 		}, overlay(o.AgentOverlay)...)
 		d.Agents = append(d.Agents, agent)
@@ -144,6 +156,14 @@ func Start(t T, o Options) *Deployment {
 		d.Senders = append(d.Senders, NewSender(t, name, i, agent.OTLPGRPC))
 	}
 	return d
+}
+
+// gatewayFor is where agent i sends: the balancer, or one gateway.
+func (d *Deployment) gatewayFor(i int) string {
+	if d.Balancer != nil {
+		return d.Balancer.Addr
+	}
+	return d.Gateways[i%len(d.Gateways)].OTLPGRPC
 }
 
 func overlay(path string) []string {
