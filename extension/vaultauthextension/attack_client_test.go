@@ -37,12 +37,14 @@ func (h *headersSeen) values() []string {
 	return append([]string(nil), h.got...)
 }
 
-func startReadingClient(t *testing.T) *harness {
+// clientSending is a client extension sending token, read from a real Vault
+// with the reader policy: what the attacks below act on.
+func clientSending(t *testing.T, token string) *harness {
 	t.Helper()
 	v := vaulttest.Start(t)
-	seedLightstep(t, v, "ls-token-v1")
+	seedLightstep(t, v, token)
 	h := startExtension(t, withToken(clientConfig(v.Addr), readerToken(t, v, "1h")))
-	h.waitSent(t, "ls-token-v1")
+	h.waitSent(t, token)
 	return h
 }
 
@@ -50,7 +52,7 @@ func startReadingClient(t *testing.T) *harness {
 // (the exporter's HTTP client does), but without the token. A redirect on
 // the same host keeps it.
 func TestTokenDoesNotFollowARedirectToAnotherHost(t *testing.T) {
-	h := startReadingClient(t)
+	h := clientSending(t, "ls-token-v1")
 	other := &headersSeen{}
 	otherHost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		other.record(r)
@@ -85,7 +87,7 @@ func TestTokenDoesNotFollowARedirectToAnotherHost(t *testing.T) {
 // (and retryable, so nothing is lost while the config is fixed). Turning
 // the default off lets it through.
 func TestTokenNeverSentInClearOffLoopback(t *testing.T) {
-	h := startReadingClient(t)
+	h := clientSending(t, "ls-token-v1")
 	sink := &consumertest.TracesSink{}
 	rcv := pipelinetest.StartTracesReceiver(t, h.host, nil, sink)
 

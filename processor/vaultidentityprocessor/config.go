@@ -94,9 +94,9 @@ func (c *Config) Validate() error {
 	for i, a := range c.Attributes {
 		switch {
 		case !strings.HasPrefix(a, identity.Prefix) || len(a) == len(identity.Prefix):
-			errs = append(errs, fmt.Errorf("attributes[%d]: %q is not an identity attribute (want vault.<name>, e.g. %s)", i, a, identity.EntityID))
+			errs = append(errs, fmt.Errorf("attributes::%d: %q is not an identity attribute (want vault.<name>, e.g. %s)", i, a, identity.EntityID))
 		case slices.Index(c.Attributes, a) != i:
-			errs = append(errs, fmt.Errorf("attributes[%d]: %q listed twice", i, a))
+			errs = append(errs, fmt.Errorf("attributes::%d: %q listed twice", i, a))
 		}
 	}
 	if c.TenantCredentials != (component.ID{}) && c.From != FromAuth {

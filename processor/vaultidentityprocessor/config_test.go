@@ -46,8 +46,8 @@ func TestValidateNamesTheKey(t *testing.T) {
 		"extension:":     func(c *Config) { c.From = "extension" },
 		"level:":         func(c *Config) { c.Level = "scope" },
 		"attributes:":    func(c *Config) { c.Attributes = nil },
-		"attributes[1]:": func(c *Config) { c.Attributes = []string{"vault.entity.id", "team"} },
-		"attributes[2]:": func(c *Config) { c.Attributes = []string{"vault.entity.id", "vault.x", "vault.x"} },
+		"attributes::1:": func(c *Config) { c.Attributes = []string{"vault.entity.id", "team"} },
+		"attributes::2:": func(c *Config) { c.Attributes = []string{"vault.entity.id", "vault.x", "vault.x"} },
 		"attributes: at most": func(c *Config) {
 			c.Attributes = nil
 			for i := range 17 {
