@@ -21,6 +21,7 @@ type CountingProxy struct {
 	delay    atomic.Int64 // nanoseconds added before forwarding
 	down     atomic.Bool
 	inFlight atomic.Int64
+	delayed  atomic.Int64
 
 	mu         sync.Mutex
 	counts     map[string]int
@@ -79,11 +80,14 @@ func NewCountingProxy(t T, s *Server) *CountingProxy {
 		p.inFlight.Add(1)
 		defer p.inFlight.Add(-1)
 		if d > 0 {
+			p.delayed.Add(1)
 			select {
 			case <-time.After(d):
 			case <-r.Context().Done():
+				p.delayed.Add(-1)
 				return
 			}
+			p.delayed.Add(-1)
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -139,6 +143,9 @@ func (p *CountingProxy) SetPathDelay(prefix string, d time.Duration) {
 
 // SetDown cuts the server off (true) or restores it (false).
 func (p *CountingProxy) SetDown(down bool) { p.down.Store(down) }
+
+// Delayed is the number of requests held by SetDelay or SetPathDelay now.
+func (p *CountingProxy) Delayed() int64 { return p.delayed.Load() }
 
 // InFlight is the number of requests being forwarded (or delayed) now.
 func (p *CountingProxy) InFlight() int64 { return p.inFlight.Load() }
