@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
@@ -95,6 +96,16 @@ func TestNamespaceOnEveryRequest(t *testing.T) {
 	startExtension(t, client).waitSent(t, "ls-token-v1")
 	require.Eventually(t, func() bool { return rec.Count("secret/metadata/"+lightstepPath) > 0 }, eventually, poll)
 
+	// Client sending this collector's own identity token (an agent): token
+	// login and the identity token read.
+	agent := withToken(clientConfig(rec.Addr), e.alice.Token)
+	agent.Vault.Namespace = "team-a"
+	agentClient := agent.Client.Get()
+	agentClient.Secret = configoptional.None[vaultclient.SecretConfig]()
+	agentClient.IdentityToken = configoptional.Some(IdentityTokenClientConfig{Role: agentRole})
+	startExtension(t, agent)
+	require.Eventually(t, func() bool { return rec.Count("identity/oidc/token/"+agentRole) > 0 }, eventually, poll)
+
 	// Server, token_lookup: the gateway's login, lookups, entity reads.
 	lookup := lookupGatewayAtNamespace(t, e, rec.Addr, "team-a")
 	_, err := authenticate(lookup, "Bearer "+e.alice.Token)
@@ -132,7 +143,10 @@ func TestNamespaceOnEveryRequest(t *testing.T) {
 		}
 	}
 	assert.Empty(t, without, "requests without X-Vault-Namespace: team-a")
-	for _, path := range []string{"auth/approle/login", lightstepAPI, "secret/metadata/" + lightstepPath, "auth/token/lookup", "identity/entity/id/" + e.alice.EntityID} {
+	for _, path := range []string{
+		"auth/approle/login", lightstepAPI, "secret/metadata/" + lightstepPath, "auth/token/lookup-self", "identity/oidc/token/" + agentRole,
+		"auth/token/lookup", "identity/entity/id/" + e.alice.EntityID,
+	} {
 		assert.Positive(t, rec.Count(path), "no request to %s was seen", path)
 	}
 }
