@@ -25,13 +25,16 @@ import (
 type tenantGate struct {
 	component.StartFunc
 	component.ShutdownFunc
-	ready atomic.Bool
-	asked atomic.Int64
+	ready, noTenant atomic.Bool
+	asked           atomic.Int64
 }
 
 func (g *tenantGate) CredentialReady(context.Context) error {
 	g.asked.Add(1)
-	if g.ready.Load() {
+	switch {
+	case g.noTenant.Load():
+		return consumererror.NewPermanent(status.Error(codes.PermissionDenied, `vaultauth/lightstep: the export names no tenant (client metadata "vault:tenant")`))
+	case g.ready.Load():
 		return nil
 	}
 	return status.Error(codes.Unavailable, `vaultauth/lightstep: no credential for tenant "team-c" yet (secret/data/lightstep/teams/team-c)`)
@@ -66,6 +69,14 @@ func TestTenantCredentialsHoldAtTheDoor(t *testing.T) {
 	gate.ready.Store(true)
 	require.NoError(t, p.traces.ConsumeTraces(withIdentity(alice), td))
 	assert.Equal(t, 1, p.tsink.SpanCount())
+
+	// A request that names no tenant (the receiver's authenticator has no
+	// tenant block) can never be exported: refused for good, not held.
+	gate.noTenant.Store(true)
+	err = p.traces.ConsumeTraces(withIdentity(alice), td)
+	assert.True(t, consumererror.IsPermanent(err), "retrying cannot give it a tenant")
+	assert.NotContains(t, err.Error(), "vault:tenant")
+	gate.noTenant.Store(false)
 
 	asked := gate.asked.Load()
 	err = p.traces.ConsumeTraces(context.Background(), td)

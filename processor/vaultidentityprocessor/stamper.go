@@ -36,6 +36,9 @@ var (
 	// Unavailable, HTTP 503), and says nothing of paths or tenants to the
 	// sender.
 	errTenantHeld = status.Error(codes.Unavailable, "vaultidentity: the export credential for this sender's tenant is not ready; retry later")
+	// The request can never be exported (it names no tenant: the receiver's
+	// authenticator has no tenant block): permanent, so nobody retries it.
+	errTenantUnroutable = consumererror.NewPermanent(errors.New("vaultidentity: this request cannot be exported with any tenant's credential"))
 )
 
 // heldLogEvery is the least time between two warnings about held requests.
@@ -174,10 +177,20 @@ func (s *stamper) onMissing(ctx context.Context) error {
 // hold refuses a request whose tenant has no export credential yet, and
 // says why at the gateway (at most every heldLogEvery), never to the sender.
 func (s *stamper) hold(ctx context.Context, why error) error {
-	s.telemetry.VaultidentityRequestsHeld.Add(ctx, 1, s.held)
+	permanent := consumererror.IsPermanent(why)
+	if !permanent {
+		s.telemetry.VaultidentityRequestsHeld.Add(ctx, 1, s.held)
+	}
 	now := time.Now().UnixNano()
 	if last := s.warnedAt.Load(); now-last > int64(heldLogEvery) && s.warnedAt.CompareAndSwap(last, now) {
-		s.logger.Warn("holding requests at their senders: the export credential for their tenant is not ready", zap.Error(why))
+		if permanent {
+			s.logger.Error("refusing requests that no tenant's credential may carry", zap.Error(why))
+		} else {
+			s.logger.Warn("holding requests at their senders: the export credential for their tenant is not ready", zap.Error(why))
+		}
+	}
+	if permanent {
+		return errTenantUnroutable
 	}
 	return errTenantHeld
 }
