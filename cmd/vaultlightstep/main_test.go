@@ -120,7 +120,7 @@ func TestParseRotate(t *testing.T) {
 		{"not a KV v2 data path", env, []string{"--path", "secret/lightstep/prod", "--collectors", "gw:8888"}, "want a KV v2 data path"},
 		{"template without tenant", env, []string{"--path", "secret/data/lightstep/{tenant}", "--collectors", "gw:8888"}, "--tenant is required"},
 		{"a tenant that climbs out of the path", env, []string{"--path", "secret/data/lightstep/{tenant}", "--tenant", "../prod", "--collectors", "gw:8888"}, "--tenant: tenant \"../prod\": only letters"},
-		{"a tenant with a slash, waiting only", env, append(base, "--tenant", "a/b"), "--tenant: tenant \"a/b\""},
+		{"a tenant with an empty segment, waiting only", env, append(base, "--tenant", "a//b"), "--tenant: tenant \"a//b\": an empty segment"},
 		{"no collectors", env, []string{"--path", "secret/data/x"}, "--collectors or --collectors-dns is required"},
 		{"bad DNS name", env, append(base, "--collectors-dns", "gateway"), "want host:port"},
 		{"collector URL with user info", env, []string{"--path", "secret/data/x", "--collectors", "http://u:p@gw:8888/metrics"}, "no user info"},

@@ -19,8 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension/extensionauth"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -268,4 +270,31 @@ func TestEntityReadFailureIsNotAVerdict(t *testing.T) {
 	require.NoError(t, err)
 	name, _ := id.Get("vault.entity.name")
 	assert.Equal(t, "alice", name)
+}
+
+// With server.tenant.attribute: vault.namespace, each Vault Enterprise
+// namespace is a tenant, named by the issuer that verified the token. (A
+// fake JWKS at a namespace's issuer path: the open-source server has none.)
+func TestNamespaceNamesTheTenant(t *testing.T) {
+	signer := vaulttest.NewSigner(t)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+			{Key: &signer.Key.PublicKey, KeyID: signer.KID, Algorithm: "RS256", Use: "sig"},
+		}})
+	}))
+	t.Cleanup(jwks.Close)
+	cfg := serverConfig(jwks.URL, "otel")
+	srv := cfg.Server.Get()
+	srv.IdentityToken.Get().Issuers = []string{jwks.URL + "/v1/admin/team-a/identity/oidc", jwks.URL + "/v1/admin/team-b/identity/oidc"}
+	srv.Tenant = configoptional.Some(TenantConfig{Attribute: identity.Namespace})
+	h := startExtension(t, cfg)
+
+	for _, ns := range []string{"admin/team-a", "admin/team-b"} {
+		token := signer.Sign(t, map[string]any{
+			"iss": jwks.URL + "/v1/" + ns + "/identity/oidc", "sub": "entity-1", "aud": "otel", "exp": time.Now().Add(time.Hour).Unix(),
+		})
+		ctx, err := h.ext.(extensionauth.Server).Authenticate(context.Background(), map[string][]string{"authorization": {"Bearer " + token}})
+		require.NoError(t, err, ns)
+		assert.Equal(t, []string{ns}, client.FromContext(ctx).Metadata.Get(TenantMetadataKey), ns)
+	}
 }
