@@ -169,9 +169,15 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 				err = nil
 			}
 			t.link.status.report(statusKey, err)
+			if missing {
+				t.reportNoneReady()
+			}
 		}
+		// A success is reported before its value is set: the check for "no
+		// tenant ready" runs once the value is in.
+		set := func(v vaultclient.Value) { s.src.set(v); t.reportNoneReady() }
 		w := vaultclient.NewSecretWatcher(t.link.vault, t.link.conf.Vault.Retry, secret, t.link.cfg.RefreshInterval,
-			t.link.logger.With(zap.String("tenant", tenant)), report, s.src.set)
+			t.link.logger.With(zap.String("tenant", tenant)), report, set)
 		s.src.watcher = w
 		t.link.run(func() { w.Run(ctx) })
 	} else {
@@ -189,6 +195,27 @@ func (t *tenantSources) publishLocked() {
 	}
 	t.snapshot.Store(&next)
 }
+
+// reportNoneReady makes the status an error while no watched tenant has a
+// credential: then the gateway sends nothing at all (a policy that reads no
+// tenant's path, a template that names none), which is the gateway's fault,
+// not one tenant's wait.
+func (t *tenantSources) reportNoneReady() {
+	slots := *t.snapshot.Load()
+	for _, s := range slots {
+		if s.src.current.Load() != nil {
+			t.link.status.report(statusNoneReady, nil)
+			return
+		}
+	}
+	if len(slots) == 0 {
+		t.link.status.report(statusNoneReady, nil)
+	} else {
+		t.link.status.report(statusNoneReady, fmt.Errorf("%s: none of the %d tenants seen has a credential: check the secret path template and the gateway's policy", t.link.id, len(slots)))
+	}
+}
+
+const statusNoneReady = "tenants"
 
 // tenantStatusKey is the activity a tenant's secret reads fold into the status as.
 func tenantStatusKey(tenant string) string { return "secret read (tenant " + tenant + ")" }
@@ -218,6 +245,7 @@ func (t *tenantSources) evictIdle(ctx context.Context) {
 		}
 		t.publishLocked()
 		t.mu.Unlock()
+		t.reportNoneReady()
 	}
 }
 

@@ -245,6 +245,22 @@ func TestTenantWithoutATokenLeavesTheGatewayHealthy(t *testing.T) {
 	assert.Equal(t, "token-a", got, "the last good value flowed throughout")
 }
 
+// A wrong config fails closed: a gateway whose policy reads no tenant's
+// path sends nothing at all, and its status says so.
+func TestNoTenantReadableIsTheGatewaysFault(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.PutKV2(t, "lightstep/teams/a", map[string]any{"access_token": "token-a"})
+	cfg := tenantsConfig(t, v)
+	cfg.Client.Get().Secret.Get().Path = "secret/data/lightstep/other/{tenant}" // outside the policy: 403
+	h := startExtension(t, cfg)
+
+	_, err := h.sentFor(forTenant("a"))
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	h.waitStatus(t, componentstatus.StatusRecoverableError)
+	require.NotEmpty(t, h.host.Errors())
+	assert.Contains(t, h.host.Errors()[len(h.host.Errors())-1].Error(), "none of the 1 tenants seen has a credential")
+}
+
 // A tenant that sends nothing for idle_timeout is let go: its watcher stops,
 // its gauges go, and its place under max_tenants is free for another; when it
 // sends again, its token is read again.
