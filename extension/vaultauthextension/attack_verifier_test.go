@@ -125,17 +125,24 @@ func TestForgedKeyIDsWhileVaultIsDown(t *testing.T) {
 	assert.Less(t, time.Since(back), 2*time.Second, "the retry backoff is 200ms at most here")
 }
 
-// A key is used only with the algorithm its JWK declares: a token signed
-// PS256 with a key published for RS256 is refused. (A fake JWKS: Vault's
-// private keys cannot sign such a token.)
-func TestJWTAlgorithmMustMatchTheKey(t *testing.T) {
-	signer := vaulttest.NewSigner(t)
+// fakeJWKS serves signer's public key as an RS256 signing key, at any path.
+func fakeJWKS(t *testing.T, signer *vaulttest.Signer) *httptest.Server {
+	t.Helper()
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
 			{Key: &signer.Key.PublicKey, KeyID: signer.KID, Algorithm: "RS256", Use: "sig"},
 		}})
 	}))
 	t.Cleanup(jwks.Close)
+	return jwks
+}
+
+// A key is used only with the algorithm its JWK declares: a token signed
+// PS256 with a key published for RS256 is refused. (A fake JWKS: Vault's
+// private keys cannot sign such a token.)
+func TestJWTAlgorithmMustMatchTheKey(t *testing.T) {
+	signer := vaulttest.NewSigner(t)
+	jwks := fakeJWKS(t, signer)
 	issuer := jwks.URL + "/v1/identity/oidc"
 	h := startExtension(t, serverConfig(jwks.URL, "otel"))
 	claims := map[string]any{"iss": issuer, "sub": "entity-1", "aud": "otel", "exp": time.Now().Add(time.Hour).Unix()}
@@ -277,12 +284,7 @@ func TestEntityReadFailureIsNotAVerdict(t *testing.T) {
 // fake JWKS at a namespace's issuer path: the open-source server has none.)
 func TestNamespaceNamesTheTenant(t *testing.T) {
 	signer := vaulttest.NewSigner(t)
-	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-			{Key: &signer.Key.PublicKey, KeyID: signer.KID, Algorithm: "RS256", Use: "sig"},
-		}})
-	}))
-	t.Cleanup(jwks.Close)
+	jwks := fakeJWKS(t, signer)
 	cfg := serverConfig(jwks.URL, "otel")
 	srv := cfg.Server.Get()
 	srv.IdentityToken.Get().Issuers = []string{jwks.URL + "/v1/admin/team-a/identity/oidc", jwks.URL + "/v1/admin/team-b/identity/oidc"}

@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/config/configoptional"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -69,12 +70,12 @@ func (c *TenantsConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("idle_timeout: must be positive, got %s", c.IdleTimeout))
 	}
 	if c.Default != "" {
-		if err := validTenant(c.Default); err != nil {
+		if err := identity.ValidTenant(c.Default); err != nil {
 			errs = append(errs, fmt.Errorf("default: %w", err))
 		}
 	}
 	for name, path := range c.Paths {
-		if err := validTenant(name); err != nil {
+		if err := identity.ValidTenant(name); err != nil {
 			errs = append(errs, fmt.Errorf("paths::%s: %w", name, err))
 		}
 		if strings.Trim(path, "/") == "" {

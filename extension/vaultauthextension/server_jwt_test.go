@@ -41,7 +41,12 @@ type identityEnv struct {
 
 func newIdentityEnv(t *testing.T) *identityEnv {
 	t.Helper()
-	v := vaulttest.Start(t)
+	return identityEnvOn(t, vaulttest.Start(t))
+}
+
+// identityEnvOn sets the identity environment up on v (a TLS server, say).
+func identityEnvOn(t *testing.T, v *vaulttest.Server) *identityEnv {
+	t.Helper()
 	e := &identityEnv{v: v, entityTmpl: `{"entity_name": {{identity.entity.name}}}`}
 	e.audience = v.OIDCRole(t, "otel", agentRole, e.entityTmpl, "1h")
 	v.PutPolicy(t, "otel-agent", `path "identity/oidc/token/*" { capabilities = ["read"] }`)

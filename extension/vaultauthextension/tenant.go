@@ -35,9 +35,6 @@ func (c *TenantConfig) Validate() error {
 	return nil
 }
 
-// validTenant says why name cannot be a tenant (identity.ValidTenant).
-func validTenant(name string) error { return identity.ValidTenant(name) }
-
 // tenantRule names each verified identity's tenant.
 type tenantRule struct{ attribute string }
 
@@ -52,7 +49,7 @@ func (r *tenantRule) resolve(id *identity.Identity) (*identity.Identity, error) 
 	if !ok {
 		return nil, refusedChecked(reasonNoTenant, "the identity has no %s to name its tenant", r.attribute)
 	}
-	if err := validTenant(name); err != nil {
+	if err := identity.ValidTenant(name); err != nil {
 		return nil, refusedChecked(reasonNoTenant, "%v", err)
 	}
 	return id.With(identity.Attribute{Key: identity.Tenant, Value: name}), nil

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -133,7 +134,7 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 		}
 		return s, nil
 	}
-	if err := validTenant(tenant); err != nil {
+	if err := identity.ValidTenant(tenant); err != nil {
 		return nil, permanent(status.Error(codes.PermissionDenied, err.Error()))
 	}
 	t.mu.Lock()

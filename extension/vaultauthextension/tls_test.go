@@ -19,9 +19,8 @@ func TestVaultOverTLS(t *testing.T) {
 	v := vaulttest.StartTLS(t)
 	require.True(t, strings.HasPrefix(v.Addr, "https://"))
 	seedLightstep(t, v, "ls-token-v1")
-	aud := v.OIDCRole(t, "otel", agentRole, `{"entity_name": {{identity.entity.name}}}`, "1h")
-	v.PutPolicy(t, "otel-agent", `path "identity/oidc/token/*" { capabilities = ["read"] }`)
-	w := v.UserpassWorkload(t, "alice", "otel-agent")
+	e := identityEnvOn(t, v)
+	aud, w := e.audience, e.alice
 
 	t.Run("trusted CA", func(t *testing.T) {
 		cfg := clientConfig(v.Addr)
@@ -90,9 +89,8 @@ func TestVaultOverTLS(t *testing.T) {
 func TestVaultRequiringClientCertificate(t *testing.T) {
 	v, mtls := vaulttest.StartWithClientCerts(t)
 	seedLightstep(t, v, "ls-token-v1")
-	aud := v.OIDCRole(t, "otel", agentRole, `{"entity_name": {{identity.entity.name}}}`, "1h")
-	v.PutPolicy(t, "otel-agent", `path "identity/oidc/token/*" { capabilities = ["read"] }`)
-	w := v.UserpassWorkload(t, "alice", "otel-agent")
+	e := identityEnvOn(t, v)
+	aud, w := e.audience, e.alice
 
 	t.Run("vault.tls cert_file and key_file", func(t *testing.T) {
 		cfg := clientConfig(mtls.Addr)

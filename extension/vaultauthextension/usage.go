@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sort"
 	"strings"
 
@@ -91,16 +92,9 @@ func tenantBatching(conf *confmap.Conf, exporter string) []error {
 		errs = append(errs, fmt.Errorf("exporter %q batches in its sending queue without partitioning by tenant: add %q to %s::partition::metadata_keys, "+
 			"or each batch would mix tenants and be refused", exporter, TenantMetadataKey, qb))
 	}
-	pipelines, _ := conf.Get("service::pipelines").(map[string]any)
-	for _, pname := range sortedKeys(pipelines) {
-		p, _ := pipelines[pname].(map[string]any)
-		if !containsString(p["exporters"], exporter) {
-			continue
-		}
-		procs, _ := p["processors"].([]any)
-		for _, proc := range procs {
-			id, _ := proc.(string)
-			if (id == "batch" || strings.HasPrefix(id, "batch/")) && !listsTenantKey(conf.Get("processors::"+id+"::metadata_keys")) {
+	for pname, procs := range pipelinesExporting(conf, exporter) {
+		for _, id := range procs {
+			if isKind(id, "batch") && !listsTenantKey(conf.Get("processors::"+id+"::metadata_keys")) {
 				errs = append(errs, fmt.Errorf("processor %q in pipeline %q batches without the tenant: add %q to processors::%s::metadata_keys",
 					id, pname, TenantMetadataKey, id))
 			}
@@ -109,6 +103,32 @@ func tenantBatching(conf *confmap.Conf, exporter string) []error {
 	return errs
 }
 
+// pipelinesExporting yields, in name order, each pipeline that exports to
+// exporter, with its processors' ids.
+func pipelinesExporting(conf *confmap.Conf, exporter string) iter.Seq2[string, []string] {
+	return func(yield func(string, []string) bool) {
+		pipelines, _ := conf.Get("service::pipelines").(map[string]any)
+		for _, pname := range sortedKeys(pipelines) {
+			p, _ := pipelines[pname].(map[string]any)
+			if !containsString(p["exporters"], exporter) {
+				continue
+			}
+			var procs []string
+			list, _ := p["processors"].([]any)
+			for _, proc := range list {
+				id, _ := proc.(string)
+				procs = append(procs, id)
+			}
+			if !yield(pname, procs) {
+				return
+			}
+		}
+	}
+}
+
+// isKind says whether a component id ("batch", "batch/x") is of type kind.
+func isKind(id, kind string) bool { return id == kind || strings.HasPrefix(id, kind+"/") }
+
 // tenantGate checks that every pipeline exporting through this tenants
 // client holds, at its door, the requests of tenants without a credential
 // (vaultidentity tenant_credentials). Otherwise their exports would wait in
@@ -116,17 +136,10 @@ func tenantBatching(conf *confmap.Conf, exporter string) []error {
 // would hold up every other tenant's exports.
 func tenantGate(conf *confmap.Conf, exporter, id string) []error {
 	var errs []error
-	pipelines, _ := conf.Get("service::pipelines").(map[string]any)
-	for _, pname := range sortedKeys(pipelines) {
-		p, _ := pipelines[pname].(map[string]any)
-		if !containsString(p["exporters"], exporter) {
-			continue
-		}
-		procs, _ := p["processors"].([]any)
+	for pname, procs := range pipelinesExporting(conf, exporter) {
 		gated := false
-		for _, proc := range procs {
-			name, _ := proc.(string)
-			if name == "vaultidentity" || strings.HasPrefix(name, "vaultidentity/") {
+		for _, name := range procs {
+			if isKind(name, "vaultidentity") {
 				gated = gated || fmt.Sprint(conf.Get("processors::"+name+"::tenant_credentials")) == id
 			}
 		}

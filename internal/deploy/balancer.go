@@ -1,10 +1,11 @@
 package deploy
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
 // Balancer stands where users put a load balancer in front of the gateway
@@ -20,10 +21,9 @@ type Balancer struct {
 	next     atomic.Uint64
 	wg       sync.WaitGroup
 
-	mu   sync.Mutex
-	open map[net.Conn]struct{}
-	// Conns counts the connections handed to each backend, by address.
-	conns map[string]int
+	mu    sync.Mutex
+	open  map[net.Conn]struct{}
+	conns map[string]int // connections handed to each backend, by address
 }
 
 // StartBalancer balances new connections across backends (host:port) until
@@ -92,13 +92,7 @@ func (b *Balancer) forward(c net.Conn) {
 	b.open[c], b.open[up] = struct{}{}, struct{}{}
 	b.conns[backend]++
 	b.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
-	_ = c.Close()
-	_ = up.Close()
-	<-done
+	vaulttest.Splice(c, up)
 	b.mu.Lock()
 	delete(b.open, c)
 	delete(b.open, up)

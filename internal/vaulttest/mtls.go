@@ -81,54 +81,61 @@ func adjacent(a, b string) bool {
 // writeCertificates makes a CA, a server certificate for 127.0.0.1 and a
 // client certificate, all signed by the CA, valid for a day.
 func writeCertificates(caFile, serverCert, serverKey, clientCert, clientKey string) error {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vaulttest CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
-	if err := writePEM(caFile, "CERTIFICATE", caDER); err != nil {
-		return err
-	}
-	leaf := func(serial int64, name string, usage x509.ExtKeyUsage, ips []net.IP, certFile, keyFile string) error {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		tmpl := &x509.Certificate{
+	tmpl := func(serial int64, name string) *x509.Certificate {
+		return &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return err
-		}
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return err
-		}
-		if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
-			return err
-		}
-		return writePEM(keyFile, "EC PRIVATE KEY", keyDER)
 	}
-	if err := leaf(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}, serverCert, serverKey); err != nil {
+	caTmpl := tmpl(1, "vaulttest CA")
+	caTmpl.IsCA, caTmpl.BasicConstraintsValid, caTmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+	ca, caKey, err := issue(caTmpl, nil, nil, caFile, "")
+	if err != nil {
 		return err
 	}
-	return leaf(3, "collector", x509.ExtKeyUsageClientAuth, nil, clientCert, clientKey)
+	server := tmpl(2, "127.0.0.1")
+	server.KeyUsage, server.ExtKeyUsage, server.IPAddresses = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, []net.IP{net.IPv4(127, 0, 0, 1)}
+	if _, _, err := issue(server, ca, caKey, serverCert, serverKey); err != nil {
+		return err
+	}
+	client := tmpl(3, "collector")
+	client.KeyUsage, client.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	_, _, err = issue(client, ca, caKey, clientCert, clientKey)
+	return err
+}
+
+// issue makes a key and a certificate from tmpl, signed by parent (itself
+// when nil), and writes them as PEM (the key only when keyFile is set).
+func issue(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
+		return nil, nil, err
+	}
+	if keyFile != "" {
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := writePEM(keyFile, "EC PRIVATE KEY", keyDER); err != nil {
+			return nil, nil, err
+		}
+	}
+	return cert, key, nil
 }
 
 func writePEM(path, kind string, der []byte) error {

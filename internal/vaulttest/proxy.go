@@ -72,13 +72,20 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.conns.Add(1)
 	p.track(c, up)
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
-	_ = c.Close()
-	_ = up.Close()
+	Splice(c, up)
 	p.untrack(c, up)
+}
+
+// Splice copies bytes both ways between a and b until either side ends,
+// then closes both and returns once both copies are done.
+func Splice(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(b, a); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(a, b); done <- struct{}{} }()
+	<-done
+	_ = a.Close()
+	_ = b.Close()
+	<-done
 }
 
 func (p *Proxy) track(cs ...net.Conn) {
