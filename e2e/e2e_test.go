@@ -43,6 +43,18 @@ func awaitAll(t *testing.T, d *deploy.Deployment) int {
 	return sent
 }
 
+// onlyStamped checks, by counting what arrived, that the resource carries
+// exactly the stamped identity keys, each once, and no other identity key
+// in any letter case or nested map, and that the span carries none: the
+// senders wrote vault.entity.id and vault.tenant twice, as VAULT.Tenant and
+// Vault.Entity.Id, as a vault map and inside another map.
+func onlyStamped(t *testing.T, span deploy.Arrived, stamped ...string) {
+	t.Helper()
+	require.ElementsMatch(t, stamped, span.Resource.IdentityKeys(), "identity keys on the resource")
+	require.Empty(t, span.Span.IdentityKeys(), "identity keys on the span")
+	require.Equal(t, []string{`{"ok":"kept"}`}, span.Span.Values("app.meta"), "the nested map kept its own key")
+}
+
 func TestEndToEnd(t *testing.T) {
 	e := deploy.Start(t, deploy.Options{})
 
@@ -58,6 +70,7 @@ func TestEndToEnd(t *testing.T) {
 				require.Equal(t, []string{w.Name}, span.Resource.Values("vault.entity.name"), "%s span", w.Name)
 				require.Equal(t, []string{"root"}, span.Resource.Values("vault.namespace"), "%s span", w.Name)
 				require.Empty(t, span.Span.Values("vault.entity.id"), "%s: the forged span attribute survived", w.Name)
+				onlyStamped(t, span, "vault.entity.id", "vault.entity.name", "vault.namespace")
 			}
 		}
 	})

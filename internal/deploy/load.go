@@ -15,8 +15,9 @@ import (
 // Sender is one workload's application: an OTLP gRPC client (the
 // Collector's own exporter, retrying, without a queue, so a nil error means
 // its agent has the data) that sends spans with ids it remembers. Each batch
-// also carries a forged vault.entity.id and vault.tenant, at resource and
-// span level, that must never survive.
+// also carries forged identity attributes at resource and span level, as an
+// attacker writes them on the wire (forgedAttributes), that must never
+// survive.
 type Sender struct {
 	Workload string
 	exp      exporter.Traces
@@ -33,6 +34,36 @@ const (
 	ForgedEntity = "forged-entity"
 	ForgedTenant = "forged-tenant"
 )
+
+// forgedAttributes is what every sent resource and span carries besides its
+// own attributes: vault.entity.id and vault.tenant repeated (pdata keeps
+// repeated keys from the wire; a map built from them keeps the last), in
+// other letter cases, and nested in map values.
+var forgedAttributes = func() pcommon.Map {
+	forged := `{"key":"vault.entity.id","value":{"stringValue":"x"}},
+{"key":"vault.entity.id","value":{"stringValue":"` + ForgedEntity + `"}},
+{"key":"vault.tenant","value":{"stringValue":"` + ForgedTenant + `"}},
+{"key":"vault.tenant","value":{"stringValue":"` + ForgedTenant + `"}},
+{"key":"VAULT.Tenant","value":{"stringValue":"` + ForgedTenant + `"}},
+{"key":"Vault.Entity.Id","value":{"stringValue":"` + ForgedEntity + `"}},
+{"key":"vault","value":{"kvlistValue":{"values":[{"key":"tenant","value":{"stringValue":"` + ForgedTenant + `"}}]}}},
+{"key":"app.meta","value":{"kvlistValue":{"values":[{"key":"vault.tenant","value":{"stringValue":"` + ForgedTenant + `"}},{"key":"ok","value":{"stringValue":"kept"}}]}}}`
+	td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces([]byte(`{"resourceSpans":[{"resource":{"attributes":[` + forged + `]}}]}`))
+	if err != nil {
+		panic(err)
+	}
+	return td.ResourceSpans().At(0).Resource().Attributes()
+}()
+
+// withForged is m's own attributes followed by forgedAttributes, repeats kept.
+func withForged(m pcommon.Map) {
+	own := pcommon.NewMap()
+	m.CopyTo(own)
+	forgedAttributes.CopyTo(m)
+	for k, v := range own.All() {
+		v.CopyTo(m.PutEmpty(k))
+	}
+}
 
 // NewSender connects a workload's application to its agent's OTLP gRPC endpoint.
 func NewSender(t T, workload string, index int, agentGRPC string) *Sender {
@@ -54,8 +85,7 @@ func (s *Sender) Send(n int) bool {
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", s.Workload)
 	rs.Resource().Attributes().PutStr("workload", s.Workload)
-	rs.Resource().Attributes().PutStr("vault.entity.id", ForgedEntity)
-	rs.Resource().Attributes().PutStr("vault.tenant", ForgedTenant)
+	withForged(rs.Resource().Attributes())
 	spans := rs.ScopeSpans().AppendEmpty().Spans()
 	s.mu.Lock()
 	ids := make([]pcommon.SpanID, n)
@@ -70,8 +100,7 @@ func (s *Sender) Send(n int) bool {
 		span.SetName("checkout")
 		span.SetSpanID(id)
 		span.SetTraceID(pcommon.TraceID([16]byte{1, byte(s.index), 3}))
-		span.Attributes().PutStr("vault.entity.id", ForgedEntity)
-		span.Attributes().PutStr("vault.tenant", ForgedTenant)
+		withForged(span.Attributes())
 	}
 	err := s.exp.ConsumeTraces(context.Background(), td)
 	s.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
 )
 
@@ -32,7 +33,10 @@ type Arrived struct {
 type Attributes []KeyValue
 
 // KeyValue is one attribute entry.
-type KeyValue struct{ Key, Value string }
+type KeyValue struct {
+	Key, Value string
+	nested     []string // identity keys inside a map value, at any depth
+}
 
 // Values lists the values of every entry with key.
 func (a Attributes) Values(key string) []string {
@@ -40,6 +44,22 @@ func (a Attributes) Values(key string) []string {
 	for _, kv := range a {
 		if kv.Key == key {
 			out = append(out, kv.Value)
+		}
+	}
+	return out
+}
+
+// IdentityKeys lists every identity key an entry carries, as it arrived: a
+// key equal to vault or starting with vault. in any letter case, and such a
+// key inside a map value (as "<key>/<nested key>"), repeats kept, in order.
+func (a Attributes) IdentityKeys() []string {
+	var out []string
+	for _, kv := range a {
+		if identity.IsReserved(kv.Key) {
+			out = append(out, kv.Key)
+		}
+		for _, nested := range kv.nested {
+			out = append(out, kv.Key+"/"+nested)
 		}
 	}
 	return out
@@ -56,7 +76,25 @@ func (a Attributes) One(key string) string {
 func listOf(m pcommon.Map) Attributes {
 	out := make(Attributes, 0, m.Len())
 	for k, v := range m.All() {
-		out = append(out, KeyValue{k, v.AsString()})
+		out = append(out, KeyValue{Key: k, Value: v.AsString(), nested: nestedIdentityKeys(v, "")})
+	}
+	return out
+}
+
+func nestedIdentityKeys(v pcommon.Value, prefix string) []string {
+	var out []string
+	switch v.Type() {
+	case pcommon.ValueTypeMap:
+		for k, nv := range v.Map().All() {
+			if identity.IsReserved(k) {
+				out = append(out, prefix+k)
+			}
+			out = append(out, nestedIdentityKeys(nv, prefix+k+"/")...)
+		}
+	case pcommon.ValueTypeSlice:
+		for i := 0; i < v.Slice().Len(); i++ {
+			out = append(out, nestedIdentityKeys(v.Slice().At(i), prefix)...)
+		}
 	}
 	return out
 }
