@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/ratelimit"
 )
 
 // refusalLogEvery is the least time between two warnings for one reason.
@@ -25,7 +27,7 @@ type refusals struct {
 }
 
 type reasonLog struct {
-	last       atomic.Int64 // unix nanos of the last warning
+	warn       ratelimit.Every
 	suppressed atomic.Int64
 	add        func()
 }
@@ -40,9 +42,7 @@ func (r *refusals) unavailable(reason, detail string) { r.record("unavailable", 
 func (r *refusals) record(o, reason, detail string) {
 	l := r.get(o, reason)
 	l.add()
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	if now-last < int64(refusalLogEvery) || !l.last.CompareAndSwap(last, now) {
+	if !l.warn.Allow(refusalLogEvery) {
 		l.suppressed.Add(1)
 		return
 	}

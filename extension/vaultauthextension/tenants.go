@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/ratelimit"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -37,7 +38,7 @@ type tenantSources struct {
 	// published, so lookups take no lock.
 	snapshot atomic.Pointer[map[string]*tenantSlot]
 
-	warnedNoTenant atomic.Int64 // unix nanos of the last warning
+	warnNoTenant ratelimit.Every
 }
 
 // tenantSlot is one tenant's credential and its watcher.
@@ -82,8 +83,7 @@ func (t *tenantSources) errNoTenant() error {
 		"batching must keep tenants apart: add %q to sending_queue::batch::partition::metadata_keys (and to the batch "+
 		"processor's metadata_keys), and authenticate the receiver with a vaultauth server that has a tenant block",
 		t.link.id, TenantMetadataKey, TenantMetadataKey)
-	now := time.Now().UnixNano()
-	if last := t.warnedNoTenant.Load(); now-last > int64(refusalLogEvery) && t.warnedNoTenant.CompareAndSwap(last, now) {
+	if t.warnNoTenant.Allow(refusalLogEvery) {
 		t.link.logger.Error("refused an export without a tenant", zap.String("why", msg))
 	}
 	return errors.New(msg)

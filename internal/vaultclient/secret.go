@@ -8,11 +8,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/ratelimit"
 )
 
 // SecretConfig names one field of one secret by its raw API path.
@@ -68,8 +69,8 @@ type SecretWatcher struct {
 	state    *stateLog
 	logger   *zap.Logger
 
-	refresh    chan struct{}
-	lastForced atomic.Int64 // unix nanos of the last accepted RefreshNow
+	refresh chan struct{}
+	forced  ratelimit.Every // RefreshNow, at most once per forcedRefreshEvery
 }
 
 // NewSecretWatcher prepares a watcher; Run does the work. onChange is called
@@ -91,9 +92,7 @@ func NewSecretWatcher(vault Vault, retry RetryConfig, cfg SecretConfig, interval
 // RefreshNow asks for a full re-read soon, e.g. after the backend rejected the
 // current value. At most one is honoured per forcedRefreshEvery; it does no I/O.
 func (w *SecretWatcher) RefreshNow() {
-	now := time.Now().UnixNano()
-	last := w.lastForced.Load()
-	if now-last < int64(forcedRefreshEvery) || !w.lastForced.CompareAndSwap(last, now) {
+	if !w.forced.Allow(forcedRefreshEvery) {
 		return
 	}
 	select {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/ratelimit"
 	"github.com/vaultlightstep/vaultlightstep/processor/vaultidentityprocessor/internal/metadata"
 )
 
@@ -54,7 +55,7 @@ type stamper struct {
 	provider  identity.Provider        // from: extension, set in start
 	gate      identity.CredentialGate  // tenant_credentials, set in start
 	held      metric.MeasurementOption // processor=<id>
-	warnedAt  atomic.Int64             // unix nanos of the last held-request warning
+	warnHeld  ratelimit.Every          // the held-request warning
 
 	noAuthStreak  atomic.Int64
 	warnedNoAuth  atomic.Bool
@@ -181,8 +182,7 @@ func (s *stamper) hold(ctx context.Context, why error) error {
 	if !permanent {
 		s.telemetry.VaultidentityRequestsHeld.Add(ctx, 1, s.held)
 	}
-	now := time.Now().UnixNano()
-	if last := s.warnedAt.Load(); now-last > int64(heldLogEvery) && s.warnedAt.CompareAndSwap(last, now) {
+	if s.warnHeld.Allow(heldLogEvery) {
 		if permanent {
 			s.logger.Error("refusing requests that no tenant's credential may carry", zap.Error(why))
 		} else {
