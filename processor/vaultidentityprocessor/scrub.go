@@ -15,14 +15,14 @@ import (
 
 // scrub removes every reserved key from m and from the maps nested in its values.
 func scrub(m pcommon.Map) {
-	if hasReserved(m) {
+	if !surelyClean(m) && hasReserved(m) {
 		removeReserved(m)
 	}
 }
 
 // scrubValue scrubs the maps inside v (a log body, say).
 func scrubValue(v pcommon.Value) {
-	if nestsReserved(v) {
+	if !surelyFlat(v) && nestsReserved(v) {
 		removeReservedIn(v)
 	}
 }
