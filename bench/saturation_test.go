@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
@@ -21,17 +22,27 @@ import (
 )
 
 const (
-	saturationSenders = 32               // concurrent OTLP clients, each sending as fast as it is answered
-	saturationWarmup  = 3 * time.Second  // not counted: queues and caches fill
-	saturationWindow  = 10 * time.Second // counted
-	saturationRounds  = 5                // SATURATION_ROUNDS overrides
+	saturationSenders = 32                     // concurrent OTLP clients, each sending as fast as it is answered
+	saturationWarmup  = time.Second            // per block, not counted: the gateway's queue and its exporter get going
+	saturationWindow  = 3 * time.Second        // per block, counted
+	saturationBlocks  = 20                     // block pairs per comparison; SATURATION_BLOCKS overrides
+	saturationQuiet   = 200 * time.Millisecond // no arrival for this long: the gateway has drained its queue
 	saturationBackoff = 5 * time.Millisecond
 )
 
-// saturationGateway is one gateway config measured at saturation.
+// saturationGateway is one gateway config measured at saturation: the
+// running collector, the backend it exports to, and its senders.
 type saturationGateway struct {
 	name, config, role string
-	rates, cpus        []float64 // per round: spans/s arrived, gateway CPU µs per span
+
+	gw       *deploy.Collector
+	arrived  atomic.Int64 // spans at this gateway's own backend
+	mu       sync.Mutex
+	arrivals []arrival // this block's, in order
+	senders  []exporter.Traces
+	refused  atomic.Int64
+
+	rates, cpus []float64 // per block: spans/s arrived, gateway CPU µs per span
 }
 
 // TestGatewaySaturation finds the highest span rate one gateway sustains on
@@ -40,20 +51,20 @@ type saturationGateway struct {
 // vaultidentity, and with tenant routing beside the same gateway without
 // vaultauth but with the tenant-partitioned queue tenant routing needs.
 //
-// The gateway runs pinned to a core of its own, the load on the other. On a
-// shared 2-core VM one window of one config still varies by ±10% between
-// runs, so each comparison runs as a pair, back to back, in alternating
-// order, for several rounds; the ratio reported is the median of the
-// per-round ratios, with their range. The gateway's CPU per span is reported
-// beside the rate: it says how much of a difference is the gateway's own
-// work. Run by `make bench`, not `make test`.
+// This host's speed drifts by 10–30% over minutes, more than the difference
+// measured, so the two gateways of a comparison run side by side, both
+// pinned to the same core, and the load alternates between them in short
+// blocks: only one of them is loaded at a time, and each block starts after
+// the other gateway has drained its queue. The ratio reported is the median
+// of the per-block-pair ratios, with their range; the gateway's CPU per span
+// is reported beside it. Run by `make bench`, not `make test`.
 func TestGatewaySaturation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load measurement")
 	}
-	rounds := saturationRounds
-	if n, err := strconv.Atoi(os.Getenv("SATURATION_ROUNDS")); err == nil && n > 0 {
-		rounds = n
+	blocks := saturationBlocks
+	if n, err := strconv.Atoi(os.Getenv("SATURATION_BLOCKS")); err == nil && n > 0 {
+		blocks = n
 	}
 	v := vaulttest.Start(t)
 	audience := deploy.ConfigureVault(t, v, v.Addr)
@@ -64,40 +75,47 @@ func TestGatewaySaturation(t *testing.T) {
 		"role_id": w.RoleID, "secret_id": readFile(t, w.SecretIDFile),
 	}).Auth.ClientToken, "otel-agent")
 
-	var arrived atomic.Int64
-	counter, err := consumer.NewTraces(func(_ context.Context, td ptrace.Traces) error {
-		arrived.Add(int64(td.SpanCount()))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := pipelinetest.StartTracesReceiver(t, pipelinetest.NewHost(nil), nil, counter).GRPCAddr
-
-	// The gateway gets CPU 1 to itself; senders, backend and Vault share
-	// CPU 0. Unpinned, the senders compete with the gateway for its core and
-	// one config's rate varied by ±30% between back-to-back runs.
+	// The gateways get CPU 1; senders, backends and Vault share CPU 0.
+	// Unpinned, the senders compete with the gateway for its core and one
+	// config's rate varied by ±30% between back-to-back runs.
 	pinned := runtime.NumCPU() >= 2 && pin(os.Getpid(), 0)
 	if pinned {
 		t.Cleanup(func() { unpin(os.Getpid()) }) // the tests after this one get every core back
 	} else {
 		t.Log("gateway not pinned to a core of its own: expect wider variation")
 	}
-	run := func(round int, g *saturationGateway) {
+	start := func(g *saturationGateway) {
+		counter, err := consumer.NewTraces(func(_ context.Context, td ptrace.Traces) error {
+			g.mu.Lock()
+			g.arrivals = append(g.arrivals, arrival{at: time.Now(), total: g.arrived.Add(int64(td.SpanCount()))})
+			g.mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		backend := pipelinetest.StartTracesReceiver(t, pipelinetest.NewHost(nil), nil, counter).GRPCAddr
 		env := map[string]string{"QUEUE_DIR": t.TempDir(), "LIGHTSTEP_ENDPOINT": backend, "LIGHTSTEP_INSECURE": "true",
 			"VAULT_ADDR": v.Addr, "AGENT_AUDIENCE": audience}
+		if pinned {
+			env["GOMAXPROCS"] = "1" // one core: a second P would only make two threads take turns on it
+		}
 		if g.role != "" {
 			creds := deploy.AppRoleCredentials(t, v, g.role)
 			env["VAULT_ROLE_ID_FILE"], env["VAULT_SECRET_ID_FILE"] = creds.RoleIDFile, creds.SecretIDFile
 		}
-		gw := deploy.StartCollector(t, "saturation", g.config, env)
-		if pinned && !pin(gw.Pid(), 1) {
+		g.gw = deploy.StartCollector(t, "saturation", g.config, env)
+		if pinned && !pin(g.gw.Pid(), 1) {
 			t.Fatal("could not pin the gateway to CPU 1")
 		}
-		rate, cpu, refused := saturate(t, gw, jwt, &arrived)
-		gw.Stop()
-		g.rates, g.cpus = append(g.rates, rate), append(g.cpus, cpu)
-		t.Logf("round %d, %s: %.0f spans/s, gateway CPU %.2f µs/span, %d requests refused", round+1, g.name, rate, cpu, refused)
+		for range saturationSenders {
+			g.senders = append(g.senders, pipelinetest.StartTracesExporter(t, pipelinetest.NewHost(nil), "otlp_grpc", map[string]any{
+				"endpoint": g.gw.OTLPGRPC, "tls": map[string]any{"insecure": true},
+				"headers":          map[string]any{"authorization": "Bearer " + jwt},
+				"sending_queue":    map[string]any{"enabled": false},
+				"retry_on_failure": map[string]any{"enabled": false},
+			}))
+		}
 	}
 	bench := filepath.Join(deploy.RepoRoot(), "testdata", "bench")
 	pairs := [][2]*saturationGateway{
@@ -110,46 +128,54 @@ func TestGatewaySaturation(t *testing.T) {
 			{name: "with tenant routing", config: deploy.Example("gateway-multitenant.yaml"), role: "otel-gateway-teams"},
 		},
 	}
-	for round := range rounds {
-		for _, p := range pairs {
-			first, second := p[0], p[1]
-			if round%2 == 1 {
-				first, second = second, first
-			}
-			run(round, first)
-			run(round, second)
-		}
-	}
 	for _, p := range pairs {
 		base, ours := p[0], p[1]
-		rate, cpu := make([]float64, rounds), make([]float64, rounds)
-		for i := range rounds {
+		start(base)
+		start(ours)
+		// Not counted: the first block after start meets cold caches (and,
+		// with tenants, a tenant whose token is read on first sight).
+		saturate(t, base, jwt)
+		saturate(t, ours, jwt)
+		base.rates, base.cpus, ours.rates, ours.cpus = nil, nil, nil, nil
+		base.refused.Store(0)
+		ours.refused.Store(0)
+		for b := range blocks {
+			first, second := base, ours
+			if b%2 == 1 {
+				first, second = second, first
+			}
+			saturate(t, first, jwt)
+			saturate(t, second, jwt)
+		}
+		base.gw.Stop()
+		ours.gw.Stop()
+		rate, cpu := make([]float64, blocks), make([]float64, blocks)
+		for i := range blocks {
 			rate[i] = 100 * ours.rates[i] / base.rates[i]
 			cpu[i] = ours.cpus[i] / base.cpus[i]
 		}
-		t.Logf("%s: median %.0f spans/s, gateway CPU %.2f µs/span; %s: median %.0f spans/s, gateway CPU %.2f µs/span",
-			base.name, median(base.rates), median(base.cpus), ours.name, median(ours.rates), median(ours.cpus))
-		t.Logf("saturation, %s / %s: median of %d paired rounds %.1f%% (range %.1f–%.1f%%; target >= 97%%), CPU per span %.2fx (range %.2f–%.2fx)",
-			ours.name, base.name, rounds, median(rate), slices.Min(rate), slices.Max(rate), median(cpu), slices.Min(cpu), slices.Max(cpu))
+		for _, g := range p {
+			t.Logf("%s: median %.0f spans/s (range %.0f–%.0f), gateway CPU %.2f µs/span, %d requests refused",
+				g.name, median(g.rates), slices.Min(g.rates), slices.Max(g.rates), median(g.cpus), g.refused.Load())
+		}
+		t.Logf("saturation, %s / %s: median of %d block pairs %.1f%% (range %.1f–%.1f%%; target >= 97%%), CPU per span %.3fx (range %.2f–%.2fx)",
+			ours.name, base.name, blocks, median(rate), slices.Min(rate), slices.Max(rate), median(cpu), slices.Min(cpu), slices.Max(cpu))
 	}
 }
 
-// saturate pushes spans at gw from saturationSenders clients, each sending
-// its next request as soon as the last is answered, and returns the spans
-// per second that arrived at the backend during the counted window, the
-// gateway's CPU time per arrived span in µs, and the requests it refused.
-func saturate(t *testing.T, gw *deploy.Collector, jwt string, arrived *atomic.Int64) (rate, cpuPerSpan float64, refusedInWindow int64) {
+// saturate loads g alone for one block: its senders each send their next
+// request as soon as the last is answered. It records the spans per second
+// that arrived at g's backend during the counted window and the gateway's
+// CPU time per arrived span in µs, then waits for g's queue to drain so that
+// the next block, of either gateway, starts with this one idle.
+func saturate(t *testing.T, g *saturationGateway, jwt string) {
 	t.Helper()
+	g.mu.Lock()
+	g.arrivals = g.arrivals[:0]
+	g.mu.Unlock()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var refused atomic.Int64
-	for s := range saturationSenders {
-		exp := pipelinetest.StartTracesExporter(t, pipelinetest.NewHost(nil), "otlp_grpc", map[string]any{
-			"endpoint": gw.OTLPGRPC, "tls": map[string]any{"insecure": true},
-			"headers":          map[string]any{"authorization": "Bearer " + jwt},
-			"sending_queue":    map[string]any{"enabled": false},
-			"retry_on_failure": map[string]any{"enabled": false},
-		})
+	for s, exp := range g.senders {
 		td := spans(s)
 		wg.Add(1)
 		go func() {
@@ -164,25 +190,66 @@ func saturate(t *testing.T, gw *deploy.Collector, jwt string, arrived *atomic.In
 				td.CopyTo(c)
 				if exp.ConsumeTraces(context.Background(), c) != nil {
 					// Refused (the gateway's queue is full): back off as a
-					// real exporter would, rather than spin on the 2 cores
-					// the gateway needs.
-					refused.Add(1)
+					// real exporter would, rather than spin on the core the
+					// backends need.
+					g.refused.Add(1)
 					time.Sleep(saturationBackoff)
 				}
 			}
 		}()
 	}
-	time.Sleep(saturationWarmup) // the warm-up of the measurement
-	before, cpuBefore, refusedBefore, start := arrived.Load(), gw.CPUSeconds(), refused.Load(), time.Now()
-	time.Sleep(saturationWindow) // the counted window
-	n, cpu, refusedInWindow := arrived.Load()-before, gw.CPUSeconds()-cpuBefore, refused.Load()-refusedBefore
-	rate = float64(n) / time.Since(start).Seconds()
+	time.Sleep(saturationWarmup)
+	from, cpuBefore := time.Now(), g.gw.CPUSeconds()
+	time.Sleep(saturationWindow)
+	to, cpu := time.Now(), g.gw.CPUSeconds()-cpuBefore
 	close(stop)
 	wg.Wait()
-	if n == 0 {
-		t.Fatalf("nothing arrived from %s in %s", gw.Name, saturationWindow)
+	g.mu.Lock()
+	rate, ok := rateBetween(g.arrivals, from, to)
+	g.mu.Unlock()
+	if !ok {
+		t.Fatalf("fewer than two exports arrived from %s in %s", g.name, saturationWindow)
 	}
-	return rate, cpu * 1e6 / float64(n), refusedInWindow
+	g.rates, g.cpus = append(g.rates, rate), append(g.cpus, cpu*1e6/(rate*to.Sub(from).Seconds()))
+	// Drained: nothing arrived for saturationQuiet (bounded: a gateway that
+	// keeps exporting after 30 s is a fault of the measurement).
+	last, quietSince := g.arrived.Load(), time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Since(quietSince) < saturationQuiet; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still exporting 30 s after its load stopped", g.name)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if n := g.arrived.Load(); n != last {
+			last, quietSince = n, time.Now()
+		}
+	}
+}
+
+// arrival is one export at the backend: when, and the spans arrived so far.
+type arrival struct {
+	at    time.Time
+	total int64
+}
+
+// rateBetween is the span rate between the first and the last export that
+// arrived in [from, to]. Exports carry thousands of spans (the sending
+// queue's batches), so counting the spans that arrive in a window of a few
+// seconds would be off by up to a batch; measured from one arrival to
+// another, the count is exact.
+func rateBetween(arrivals []arrival, from, to time.Time) (float64, bool) {
+	var first, last *arrival
+	for i := range arrivals {
+		if a := &arrivals[i]; !a.at.Before(from) && !a.at.After(to) {
+			if first == nil {
+				first = a
+			}
+			last = a
+		}
+	}
+	if first == nil || first == last {
+		return 0, false
+	}
+	return float64(last.total-first.total) / last.at.Sub(first.at).Seconds(), true
 }
 
 func median(xs []float64) float64 {
