@@ -45,7 +45,8 @@ type tenantSources struct {
 type tenantSlot struct {
 	src      *secretSource
 	cancel   context.CancelFunc
-	lastUsed atomic.Int64 // unix seconds
+	used     atomic.Bool // sent since the last idle sweep
+	lastUsed int64       // unix seconds: the last sweep that found it used (under mu)
 	missing  atomic.Bool  // its last read found no secret (or none it may read)
 	hasPath  bool         // the tenant has a secret path at all
 }
@@ -127,10 +128,9 @@ func (t *tenantSources) rejected(ctx context.Context) {
 
 // slot returns the tenant's slot, starting to watch its secret on first use.
 func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
-	now := time.Now().Unix()
 	if s := (*t.snapshot.Load())[tenant]; s != nil {
-		if s.lastUsed.Load() != now { // one write a second, not one per export
-			s.lastUsed.Store(now)
+		if !s.used.Load() { // one write per idle sweep, not one per export (and no clock read)
+			s.used.Store(true)
 		}
 		return s, nil
 	}
@@ -146,7 +146,8 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 		return nil, status.Error(codes.Unavailable, fmt.Sprintf("%s: tenant %q would be one more than max_tenants (%d)", t.link.id, tenant, t.cfg().MaxTenants))
 	}
 	s := &tenantSlot{src: newSecretSource(t.link.id, t.link.cfg, tenant, t.link.telemetry, t.link.logger)}
-	s.lastUsed.Store(now)
+	s.used.Store(true)
+	s.lastUsed = time.Now().Unix()
 	secret, hasPath := t.link.cfg.tenantSecret(tenant)
 	s.hasPath = hasPath
 	s.src.errMissing = status.Error(codes.Unavailable, fmt.Sprintf("%s: no credential for tenant %q yet (%s)", t.link.id, tenant, secret.Path))
@@ -232,10 +233,15 @@ func (t *tenantSources) evictIdle(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		cutoff := time.Now().Add(-t.cfg().IdleTimeout).Unix()
+		now := time.Now()
+		cutoff := now.Add(-t.cfg().IdleTimeout).Unix()
 		t.mu.Lock()
 		for name, s := range t.byName {
-			if s.lastUsed.Load() < cutoff && name != t.cfg().Default {
+			if s.used.Swap(false) {
+				s.lastUsed = now.Unix()
+				continue
+			}
+			if s.lastUsed < cutoff && name != t.cfg().Default {
 				if s.cancel != nil {
 					s.cancel()
 				}
