@@ -55,8 +55,16 @@ func (r *tenantRule) resolve(id *identity.Identity) (*identity.Identity, error) 
 	return id.With(identity.Attribute{Key: identity.Tenant, Value: name}), nil
 }
 
-// tenantOf reads the tenant the server side put in a request's context.
+// tenantOf reads the tenant the server side put in a request's context:
+// from our own verdict while the request is being received (the tenant
+// gate asks once per request, and Metadata.Get copies), from the metadata
+// after a sending queue, which keeps only that.
 func tenantOf(info client.Info) (string, bool) {
+	if a, ok := info.Auth.(identity.AuthData); ok && a.Identity != nil {
+		if tenant, ok := a.Identity.Get(identity.Tenant); ok {
+			return tenant, true
+		}
+	}
 	v := info.Metadata.Get(TenantMetadataKey)
 	if len(v) != 1 || v[0] == "" {
 		return "", false
