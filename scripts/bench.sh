@@ -50,4 +50,4 @@ echo "==> tenant routing against the single-tenant path (per request of 100 span
 
 echo
 echo "==> Vault load (token_lookup), Vault calls at two rates, tenant footprint, end-to-end throughput and saturation"
-(cd bench && go test -count=1 -run 'TestVaultLoad|TestVaultCallsAtTwoRates|TestTenantFootprint|TestGatewayThroughput|TestGatewaySaturation' -v -timeout 20m ./...) | tee "$out/load.txt" | grep -E '_test.go|^(ok|FAIL|---)'
+(cd bench && go test -count=1 -run 'TestVaultLoad|TestVaultCallsAtTwoRates|TestTenantFootprint|TestGatewayThroughput|TestGatewaySaturation' -v -timeout 40m ./...) | tee "$out/load.txt" | grep -E '_test.go|^(ok|FAIL|---)'
