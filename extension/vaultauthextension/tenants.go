@@ -47,8 +47,8 @@ type tenantSlot struct {
 	cancel   context.CancelFunc
 	used     atomic.Bool // sent since the last idle sweep
 	lastUsed int64       // unix seconds: the last sweep that found it used (under mu)
-	missing  atomic.Bool  // its last read found no secret (or none it may read)
-	hasPath  bool         // the tenant has a secret path at all
+	missing  atomic.Bool // its last read found no secret (or none it may read)
+	hasPath  bool        // the tenant has a secret path at all
 }
 
 var _ credentialSource = (*tenantSources)(nil)
