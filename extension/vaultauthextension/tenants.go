@@ -47,8 +47,10 @@ type tenantSlot struct {
 	cancel   context.CancelFunc
 	used     atomic.Bool // sent since the last idle sweep
 	lastUsed int64       // unix seconds: the last sweep that found it used (under mu)
-	missing  atomic.Bool // its last read found no secret (or none it may read)
-	hasPath  bool        // the tenant has a secret path at all
+	// absent: its last read found that its secret or key does not exist
+	// (never a 403, 5xx or network error: those say nothing about it).
+	absent  atomic.Bool
+	hasPath bool // the tenant has a secret path at all
 }
 
 var _ credentialSource = (*tenantSources)(nil)
@@ -103,7 +105,10 @@ func (t *tenantSources) credential(ctx context.Context) (*credential, error) {
 	if c := slot.src.current.Load(); c != nil {
 		return c, nil
 	}
-	if d := t.cfg().Default; d != "" && d != tenant && (slot.missing.Load() || !slot.hasPath) {
+	// The default tenant's token stands in only for a tenant Vault says has
+	// no secret: never because the gateway could not read (revoked, 403,
+	// Vault down), or the default's token would leave with its data.
+	if d := t.cfg().Default; d != "" && d != tenant && (slot.absent.Load() || !slot.hasPath) {
 		if def, err := t.slot(d); err == nil {
 			if c := def.src.current.Load(); c != nil {
 				return c, nil
@@ -157,7 +162,7 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 		statusKey := tenantStatusKey(tenant)
 		report := func(_ string, err error) {
 			missing := err != nil && vaultclient.IsMissing(err)
-			s.missing.Store(missing)
+			s.absent.Store(err != nil && vaultclient.IsAbsent(err))
 			if err != nil {
 				t.link.telemetry.failed("secret read", tenant)
 			}
@@ -183,7 +188,7 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 		s.src.watcher = w
 		t.link.run(func() { w.Run(ctx) })
 	} else {
-		s.missing.Store(true)
+		s.absent.Store(true)
 	}
 	t.byName[tenant] = s
 	t.publishLocked()

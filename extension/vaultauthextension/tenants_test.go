@@ -288,3 +288,32 @@ func TestIdleTenantsAreLetGo(t *testing.T) {
 	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("c")); return got == "token-c" }, eventually, poll, "c takes a free place")
 	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("a")); return got == "token-a" }, eventually, poll, "a is read again")
 }
+
+// The default tenant stands in only for a tenant Vault says has no secret.
+// Attack (finding 5 of issue 19): the gateway's own token is revoked, so
+// every read answers 403; a tenant seen for the first time then must wait,
+// never leave with the default tenant's token.
+func TestDefaultTenantNeverStandsInForAForbiddenRead(t *testing.T) {
+	v := vaulttest.Start(t)
+	v.PutKV2(t, "lightstep/teams/shared", map[string]any{"access_token": "token-shared"})
+	v.PutKV2(t, "lightstep/teams/a", map[string]any{"access_token": "token-a"})
+	cfg := tenantsConfig(t, v)
+	cfg.Client.Get().Tenants.Get().Default = "shared"
+	h := startExtension(t, cfg)
+	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("shared")); return got == "token-shared" }, eventually, poll)
+
+	v.Write(t, "auth/token/revoke", map[string]any{"token": string(auth(cfg).Token)})
+	sent := 0 // exports that carried a token (which one is never printed)
+	deadline := time.Now().Add(time.Second) // several reads of team a's path, each refused
+	for time.Now().Before(deadline) {
+		_, err := h.sentFor(forTenant("a"))
+		if err == nil {
+			sent++
+			continue
+		}
+		require.Equal(t, codes.Unavailable, status.Code(err), "team a waits, retryable")
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Zero(t, sent, "team a's exports carried a token while the gateway could not read team a's secret")
+	require.Eventually(t, func() bool { return h.failures(t) > 0 }, eventually, poll, "the forbidden read was not counted")
+}

@@ -294,7 +294,15 @@ func (m missing) Is(target error) bool { return target == ErrNoSecret }
 // (none at the path, no such key, or not readable by its policy), rather
 // than that Vault could not be asked.
 func IsMissing(err error) bool {
-	return errors.Is(err, ErrNoSecret) || isStatus(err, http.StatusNotFound) || isStatus(err, http.StatusForbidden)
+	return IsAbsent(err) || isStatus(err, http.StatusForbidden)
+}
+
+// IsAbsent says whether Vault answered that the secret or its key does not
+// exist: no secret at the path (404), a deleted or destroyed version, no
+// such key. A 403 is not absence: the token may have been revoked, or its
+// policy may not cover the path, and the secret may well be there.
+func IsAbsent(err error) bool {
+	return errors.Is(err, ErrNoSecret) || isStatus(err, http.StatusNotFound)
 }
 
 // kv2PathHint explains Vault's answer to a KV v2 path read without /data/:
