@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configoptional"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
@@ -105,4 +106,40 @@ func TestTokenLookupRevoked(t *testing.T) {
 	}, eventually, poll)
 	_, err = authenticate(h, "Bearer "+e.alice.Token)
 	require.ErrorIs(t, err, errUnauthenticated)
+}
+
+// token:meta.<key> reads only what an auth method wrote at login. Attack
+// (finding 4 of issue 19): carol, whose policy lets her create tokens (a CI
+// system's, say), creates a child token with meta username=bob; it keeps
+// carol's entity, and must not be routed as bob.
+func TestTokenMetaFromTokenCreateIsNotTrusted(t *testing.T) {
+	e := newIdentityEnv(t)
+	e.v.PutPolicy(t, "otel-gateway", gatewayPolicy)
+	roleID, secretID := e.v.AppRole(t, "otel-gateway", map[string]any{"token_policies": "otel-gateway"})
+	cfg := withAppRole(createDefaultConfig(), roleID, secretID)
+	cfg.Vault.Address = e.v.Addr
+	srv := cfg.Server.GetOrInsertDefault()
+	srv.TokenLookup.GetOrInsertDefault()
+	srv.Attributes = map[string]string{"vault.user": "token:meta.username"}
+	srv.Tenant = configoptional.Some(TenantConfig{Attribute: "vault.user"})
+	h := startExtension(t, cfg)
+	h.waitStatus(t, componentstatus.StatusOK)
+
+	e.v.PutPolicy(t, "token-creator", `path "auth/token/create" { capabilities = ["create", "update"] }`)
+	carol := e.v.UserpassWorkload(t, "carol", "otel-agent", "token-creator")
+	id, err := authenticate(h, "Bearer "+carol.Token)
+	require.NoError(t, err, "carol's login token: userpass wrote username=carol")
+	tenant, _ := id.Get(identity.Tenant)
+	assert.Equal(t, "carol", tenant)
+
+	child, err := e.v.ClientWithToken(t, carol.Token).Logical().Write("auth/token/create",
+		map[string]any{"meta": map[string]any{"username": "bob"}})
+	require.NoError(t, err)
+	require.Equal(t, carol.EntityID, child.Auth.EntityID, "the child keeps carol's entity")
+	id, err = authenticate(h, "Bearer "+child.Auth.ClientToken)
+	if err == nil {
+		tenant, _ := id.Get(identity.Tenant)
+		require.NotEqual(t, "bob", tenant, "carol's child token was routed to bob")
+	}
+	assert.ErrorIs(t, err, errUnauthenticated, "a token whose meta nobody vouches for names no tenant")
 }

@@ -135,7 +135,7 @@ func (v *lookupVerifier) lookup(ctx context.Context, token string) (*identity.Id
 	if ttl, err := sec.TokenTTL(); err == nil && ttl > 0 {
 		expires = time.Now().Add(ttl)
 	}
-	facts := identity.Facts{Policies: policies(sec.Data), TokenMeta: stringMap(sec.Data["meta"])}
+	facts := identity.Facts{Policies: policies(sec.Data), TokenMeta: loginMeta(sec.Data)}
 	if v.rules.Needs(identity.FromEntityName, identity.FromEntityMetadata, identity.FromEntityGroups) {
 		e, err := v.entities.get(ctx, v.vault, entityID, v.rules.Needs(identity.FromEntityGroups))
 		if err != nil {
@@ -187,6 +187,19 @@ func policies(data map[string]any) []string {
 		}
 	}
 	return out
+}
+
+// loginMeta is the token's metadata when an auth method set it at login
+// (path auth/<method>/login...): userpass's username, AppRole's role_name,
+// Kubernetes' service_account_name. A token made with auth/token/create*
+// carries whatever meta its creator chose, so its meta proves nothing: a
+// child token of alice's with meta username=bob is still alice's. Nil then.
+func loginMeta(data map[string]any) map[string]string {
+	path, _ := data["path"].(string)
+	if !strings.HasPrefix(path, "auth/") || strings.HasPrefix(path, "auth/token/") {
+		return nil
+	}
+	return stringMap(data["meta"])
 }
 
 func stringMap(v any) map[string]string {
