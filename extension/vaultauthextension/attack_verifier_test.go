@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -123,6 +124,49 @@ func TestForgedKeyIDsWhileVaultIsDown(t *testing.T) {
 	}, eventually, 20*time.Millisecond)
 	t.Logf("served %s after Vault came back", time.Since(back).Round(time.Millisecond))
 	assert.Less(t, time.Since(back), 2*time.Second, "the retry backoff is 200ms at most here")
+}
+
+// A sender that keeps retrying a token signed by a key the issuer does not
+// publish (another Vault's, or a forger's) is told Unauthenticated within
+// about one jwks_refetch_interval, and from then on without a fetch. Attack
+// (finding 7 of issue 19): each retry inside the refetch window used to ask
+// for the next refetch and get Unavailable, forever.
+func TestUnknownKeyIDBecomesARefusal(t *testing.T) {
+	const refetch = time.Second
+	e := newIdentityEnv(t)
+	vault := vaulttest.NewCountingProxy(t, e.v)
+	e.v.Write(t, "identity/oidc/config", map[string]any{"issuer": vault.Addr})
+	cfg := serverConfig(vault.Addr, e.audience)
+	cfg.Server.Get().IdentityToken.Get().JWKSRefetchInterval = refetch
+	h := startExtension(t, cfg)
+	require.NoError(t, authenticateCtx(context.Background(), h, e.v.IdentityToken(t, e.alice.Token, agentRole)))
+
+	other := vaulttest.NewSigner(t) // another Vault's key, with this Vault's issuer
+	jwt := other.Sign(t, map[string]any{"iss": vault.Addr + "/v1/identity/oidc", "sub": e.alice.EntityID,
+		"aud": e.audience, "exp": time.Now().Add(time.Hour).Unix()})
+	first := time.Now()
+	var outcomes []error
+	for time.Since(first) < 4*refetch { // the agent's retries, every 100 ms
+		err := authenticateCtx(context.Background(), h, jwt)
+		require.Error(t, err)
+		outcomes = append(outcomes, err)
+		if errors.Is(err, errUnauthenticated) {
+			break
+		}
+		require.ErrorIs(t, err, errVerifierUnavailable)
+		time.Sleep(100 * time.Millisecond)
+	}
+	refusedAfter := time.Since(first)
+	require.ErrorIs(t, outcomes[len(outcomes)-1], errUnauthenticated, "still Unavailable after %s (%d retries)", refusedAfter, len(outcomes))
+	assert.Less(t, refusedAfter, refetch+time.Second, "refused within about one jwks_refetch_interval")
+	fetches := vault.Count("identity/oidc/.well-known/keys")
+	for range 20 {
+		require.ErrorIs(t, authenticateCtx(context.Background(), h, jwt), errUnauthenticated, "refused for good")
+	}
+	assert.Equal(t, fetches, vault.Count("identity/oidc/.well-known/keys"), "a known refusal fetched the keys again")
+	require.NoError(t, authenticateCtx(context.Background(), h, e.v.IdentityToken(t, e.bob.Token, agentRole)), "Vault's own tokens still pass")
+	t.Logf("another key's token: Unavailable for %d retries, then Unauthenticated %s after the first (jwks_refetch_interval %s)",
+		len(outcomes)-1, refusedAfter.Round(time.Millisecond), refetch)
 }
 
 // fakeJWKS serves signer's public key as an RS256 signing key, at any path.

@@ -44,6 +44,12 @@ type jwks struct {
 	mu      sync.Mutex
 	pending chan struct{} // closed when the fetch in flight ends; nil when none
 	lastOK  time.Time     // end of the last successful fetch
+	// lastOKStart is when the last successful fetch began: a key id first
+	// seen before it, and absent from its answer, is not published.
+	lastOKStart time.Time
+	// unknownSince is when each key id not in the set was first asked for
+	// (bounded: maxUnknownKeyIDs, then forgotten all at once).
+	unknownSince map[string]time.Time
 	lastErr error         // error of the last fetch; nil after a success
 	retryAt time.Time     // after a failure, no fetch before this
 	backoff *vaultclient.Backoff
@@ -60,13 +66,17 @@ type jwks struct {
 // maxJWKSBody bounds what is read from the JWKS endpoint.
 const maxJWKSBody = 1 << 20
 
+// maxUnknownKeyIDs bounds the key ids remembered as asked for; a flood of
+// made-up ids only makes them be forgotten, which delays their refusal.
+const maxUnknownKeyIDs = 1024
+
 func newJWKS(issuer string, client *http.Client, cfg IdentityTokenServerConfig, timeout time.Duration, retry vaultclient.RetryConfig, logger *zap.Logger) *jwks {
 	return &jwks{
 		issuer: issuer, logger: logger,
 		url: issuer + "/.well-known/keys", http: client, timeout: timeout,
 		refetchEvery: cfg.JWKSRefetchInterval, refreshEvery: cfg.JWKSRefreshInterval,
 		backoff: vaultclient.NewBackoff(retry), wanted: make(chan struct{}, 1),
-		runCtx: context.Background(),
+		runCtx: context.Background(), unknownSince: map[string]time.Time{},
 	}
 }
 
@@ -140,7 +150,12 @@ func (j *jwks) sleep(ctx context.Context) bool {
 // key returns the key with id kid. An unknown id waits for a fetch when one
 // is in flight or allowed now, and otherwise asks for one at the next
 // allowed time: errKeysUnavailable (the sender retries) unless a completed
-// fetch shows that the issuer really does not publish the key.
+// fetch shows that the issuer really does not publish the key. That fetch
+// may be one made for an earlier request: an id first asked for before a
+// successful fetch began, and not in its answer, is refused from then on,
+// so a sender retrying a token of another issuer's key learns within about
+// one jwks_refetch_interval that it is refused, while a key Vault has just
+// rotated in is found by that same fetch.
 func (j *jwks) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 	if k := lookupKey(j.keys.Load(), kid); k != nil {
 		return k, nil
@@ -150,9 +165,20 @@ func (j *jwks) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 		j.mu.Unlock()
 		return k, nil
 	}
+	now := time.Now()
+	since, asked := j.unknownSince[kid]
+	if asked && j.lastErr == nil && j.lastOKStart.After(since) {
+		j.mu.Unlock()
+		return nil, errUnknownKey
+	}
+	if !asked {
+		if len(j.unknownSince) >= maxUnknownKeyIDs {
+			clear(j.unknownSince)
+		}
+		j.unknownSince[kid] = now
+	}
 	done := j.pending
 	if done == nil {
-		now := time.Now()
 		switch {
 		case j.lastErr != nil && now.Before(j.retryAt):
 			err := j.lastErr
@@ -194,13 +220,14 @@ func (j *jwks) startFetchLocked() chan struct{} {
 	j.wg.Add(1)
 	go func() {
 		defer j.wg.Done()
+		started := time.Now()
 		fetchCtx, cancel := context.WithTimeout(ctx, j.timeout)
 		set, err := j.fetch(fetchCtx)
 		cancel()
 		j.mu.Lock()
 		if err == nil {
 			j.keys.Store(set)
-			j.lastOK, j.lastErr = time.Now(), nil
+			j.lastOK, j.lastOKStart, j.lastErr = time.Now(), started, nil
 			j.backoff.Reset()
 		} else {
 			j.lastErr, j.retryAt = err, time.Now().Add(j.backoff.Delay())
