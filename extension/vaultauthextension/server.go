@@ -92,7 +92,7 @@ func (s *serverAuth) Authenticate(ctx context.Context, sources map[string][]stri
 	now := time.Now().UnixNano()
 	if v, ok := s.verdicts.accepted.get(key, now); ok {
 		s.telemetry.accepted(true)
-		return withAuth(ctx, v), nil
+		return withAuth(ctx, v, s.headerLower), nil
 	}
 	if _, ok := s.verdicts.refused.get(key, now); ok {
 		s.refusals.refused(reasonCachedRefusal, "")
@@ -109,7 +109,7 @@ func (s *serverAuth) Authenticate(ctx context.Context, sources map[string][]stri
 		return ctx, errUnauthenticated
 	}
 	s.telemetry.accepted(false)
-	return withAuth(ctx, v), nil
+	return withAuth(ctx, v, s.headerLower), nil
 }
 
 // credential extracts the one credential of a request, or says why not.

@@ -72,34 +72,43 @@ func tenantOf(info client.Info) (string, bool) {
 	return v[0], true
 }
 
-// withTenantMetadata is md with the tenant key set (and any value a sender
-// could have put there replaced).
-func withTenantMetadata(md client.Metadata, tenant string) client.Metadata {
-	out := map[string][]string{}
-	for k := range md.Keys() {
-		out[k] = md.Get(k)
-	}
-	out[TenantMetadataKey] = []string{tenant}
-	return client.NewMetadata(out)
-}
-
 // withAuth puts a verdict in a request's context: the identity in
 // client.Info.Auth, and its tenant in client.Info.Metadata (replacing any
-// value there).
-func withAuth(ctx context.Context, v verdict) context.Context {
+// value there). The credential itself leaves the metadata: with the
+// receiver's include_metadata it would otherwise travel on with the data,
+// into a persistent queue on disk and through any exporter that forwards
+// metadata, as a replayable credential. credentialKey is the header it came
+// in, lower-cased as client.Metadata keys are.
+func withAuth(ctx context.Context, v verdict, credentialKey string) context.Context {
 	info := client.FromContext(ctx)
 	info.Auth = v.auth
-	if v.tenant != "" {
-		empty := true
-		for range info.Metadata.Keys() {
-			empty = false
-			break
-		}
-		if empty {
-			info.Metadata = v.metadata // built once per verified credential
-		} else {
-			info.Metadata = withTenantMetadata(info.Metadata, v.tenant)
+	info.Metadata = verifiedMetadata(info.Metadata, v, credentialKey)
+	return client.NewContext(ctx, info)
+}
+
+// verifiedMetadata is md without the credential, with the verdict's tenant.
+// The common cases copy nothing: no metadata at all (the receiver's
+// default), or metadata without the credential and no tenant to set.
+func verifiedMetadata(md client.Metadata, v verdict, credentialKey string) client.Metadata {
+	empty := true
+	for range md.Keys() {
+		empty = false
+		break
+	}
+	switch {
+	case empty && v.tenant != "":
+		return v.metadata // built once per verified credential
+	case empty, v.tenant == "" && md.Get(credentialKey) == nil:
+		return md
+	}
+	out := map[string][]string{}
+	for k := range md.Keys() {
+		if k != credentialKey {
+			out[k] = md.Get(k)
 		}
 	}
-	return client.NewContext(ctx, info)
+	if v.tenant != "" {
+		out[TenantMetadataKey] = []string{v.tenant}
+	}
+	return client.NewMetadata(out)
 }
