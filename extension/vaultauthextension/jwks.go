@@ -50,10 +50,10 @@ type jwks struct {
 	// unknownSince is when each key id not in the set was first asked for
 	// (bounded: maxUnknownKeyIDs, then forgotten all at once).
 	unknownSince map[string]time.Time
-	lastErr error         // error of the last fetch; nil after a success
-	retryAt time.Time     // after a failure, no fetch before this
-	backoff *vaultclient.Backoff
-	wanted  chan struct{} // an unknown key id waits for the next allowed fetch
+	lastErr      error     // error of the last fetch; nil after a success
+	retryAt      time.Time // after a failure, no fetch before this
+	backoff      *vaultclient.Backoff
+	wanted       chan struct{} // an unknown key id waits for the next allowed fetch
 
 	runCtx context.Context
 	wg     sync.WaitGroup

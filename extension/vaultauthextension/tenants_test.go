@@ -303,7 +303,7 @@ func TestDefaultTenantNeverStandsInForAForbiddenRead(t *testing.T) {
 	require.Eventually(t, func() bool { got, _ := h.sentFor(forTenant("shared")); return got == "token-shared" }, eventually, poll)
 
 	v.Write(t, "auth/token/revoke", map[string]any{"token": string(auth(cfg).Token)})
-	sent := 0 // exports that carried a token (which one is never printed)
+	sent := 0                               // exports that carried a token (which one is never printed)
 	deadline := time.Now().Add(time.Second) // several reads of team a's path, each refused
 	for time.Now().Before(deadline) {
 		_, err := h.sentFor(forTenant("a"))
