@@ -12,23 +12,27 @@ func (s *stamper) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, err
 	if err != nil {
 		return ld, err
 	}
+	ok := true // every value exportable (depth.go)
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
-		res.apply(rl.Resource().Attributes())
+		ok = res.apply(rl.Resource().Attributes()) && ok
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			sl := sls.At(j)
-			scrub(sl.Scope().Attributes())
+			ok = scrub(sl.Scope().Attributes()) && ok
 			records := sl.LogRecords()
 			for k := 0; k < records.Len(); k++ {
 				record := records.At(k)
-				item.apply(record.Attributes())
+				ok = item.apply(record.Attributes()) && ok
 				// A map body is structured data a backend may index like
 				// attributes: no identity key may hide in it either.
-				scrubValue(record.Body())
+				ok = scrubValue(record.Body()) && ok
 			}
 		}
+	}
+	if !ok {
+		return ld, s.unexportable(ctx)
 	}
 	return ld, nil
 }

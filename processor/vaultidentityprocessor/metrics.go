@@ -13,31 +13,37 @@ func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetr
 	if err != nil {
 		return md, err
 	}
+	ok := true // every value exportable (depth.go)
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		res.apply(rm.Resource().Attributes())
+		ok = res.apply(rm.Resource().Attributes()) && ok
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
-			scrub(sm.Scope().Attributes())
+			ok = scrub(sm.Scope().Attributes()) && ok
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				m := ms.At(k)
-				scrub(m.Metadata())
-				stampMetric(m, item)
+				ok = scrub(m.Metadata()) && ok
+				ok = stampMetric(m, item) && ok
 			}
 		}
+	}
+	if !ok {
+		return md, s.unexportable(ctx)
 	}
 	return md, nil
 }
 
-// stampMetric stamps every data point of m and scrubs its exemplars.
-func stampMetric(m pmetric.Metric, st *stamp) {
+// stampMetric stamps every data point of m and scrubs its exemplars. It
+// reports whether every value was exportable.
+func stampMetric(m pmetric.Metric, st *stamp) bool {
+	ok := true
 	point := func(attrs pcommon.Map, exemplars pmetric.ExemplarSlice) {
-		st.apply(attrs)
+		ok = st.apply(attrs) && ok
 		for e := 0; e < exemplars.Len(); e++ {
-			scrub(exemplars.At(e).FilteredAttributes())
+			ok = scrub(exemplars.At(e).FilteredAttributes()) && ok
 		}
 	}
 	switch m.Type() {
@@ -64,7 +70,8 @@ func stampMetric(m pmetric.Metric, st *stamp) {
 	case pmetric.MetricTypeSummary:
 		dps := m.Summary().DataPoints()
 		for i := 0; i < dps.Len(); i++ {
-			st.apply(dps.At(i).Attributes())
+			ok = st.apply(dps.At(i).Attributes()) && ok
 		}
 	}
+	return ok
 }

@@ -12,24 +12,61 @@ import (
 // not inside a map-valued attribute. Everything here removes every reserved
 // key (identity.IsReserved) at every depth, and first checks read-only, so
 // clean data costs one pass over the keys and no write.
+//
+// The same pass over nested values checks that they nest no deeper than
+// OTLP protobuf decoders accept (depth.go): each function reports false
+// when one does not, and the request is then refused.
 
-// scrub removes every reserved key from m and from the maps nested in its values.
-func scrub(m pcommon.Map) {
-	if !surelyClean(m) && hasReserved(m) {
+// scrub removes every reserved key from m and from the maps nested in its
+// values. It reports whether m's values are exportable.
+func scrub(m pcommon.Map) bool {
+	if surelyClean(m) {
+		return true
+	}
+	reserved, ok := inspect(m)
+	if reserved && ok {
 		removeReserved(m)
 	}
+	return ok
 }
 
-// scrubValue scrubs the maps inside v (a log body, say).
-func scrubValue(v pcommon.Value) {
-	if !surelyFlat(v) && nestsReserved(v) {
+// scrubValue scrubs the maps inside v (a log body, say) and reports
+// whether v is exportable.
+func scrubValue(v pcommon.Value) bool {
+	if surelyFlat(v) {
+		return true
+	}
+	if !exportable(v, bodyDepth) {
+		return false
+	}
+	if nestsReserved(v) {
 		removeReservedIn(v)
 	}
+	return true
 }
 
-// hasReserved says whether m or a map nested in it has a reserved key. It
-// runs for every attribute map of every item: scalar values (almost all)
-// cost a key test and a type test, with no call.
+// inspect says whether every value of m is exportable and, if so, whether
+// m or a map nested in it has a reserved key. It runs for every attribute
+// map of every item that is not surely clean: scalar values (almost all)
+// cost a key test and a type test, with no call. Nested values are walked
+// for reserved keys only once known to nest within the limit, so no walk
+// here recurses deeper than a decoder would.
+func inspect(m pcommon.Map) (reserved, ok bool) {
+	for k, v := range m.All() {
+		if identity.IsReserved(k) {
+			reserved = true
+		}
+		if t := v.Type(); t == pcommon.ValueTypeMap || t == pcommon.ValueTypeSlice {
+			if !exportable(v, attributeDepth) {
+				return false, false
+			}
+			reserved = reserved || nestsReserved(v)
+		}
+	}
+	return reserved, true
+}
+
+// hasReserved says whether m or a map nested in it has a reserved key.
 func hasReserved(m pcommon.Map) bool {
 	for k, v := range m.All() {
 		if identity.IsReserved(k) {

@@ -34,26 +34,30 @@ func (s *stamper) stampFor(id *identity.Identity, st *stamp) {
 // apply makes m hold each attribute of st exactly once, with st's value,
 // and no other reserved key at any depth. The common cases (nothing forged:
 // fresh data, or data an agent stamped with the same identity) are one
-// read-only pass and allocate nothing.
-func (st *stamp) apply(m pcommon.Map) {
+// read-only pass and allocate nothing. It reports false, and may leave m
+// half-stamped, when a value of m nests deeper than OTLP protobuf decoders
+// accept: the request is then refused whole.
+func (st *stamp) apply(m pcommon.Map) bool {
 	if st.n == 0 {
-		scrub(m)
-		return
+		return scrub(m)
 	}
 	var seen uint32
 	for k, v := range m.All() {
 		if identity.IsReserved(k) {
 			i := st.index(k)
 			if i < 0 || seen&(1<<i) != 0 || v.Type() != pcommon.ValueTypeStr || v.Str() != st.attrs[i].Value {
-				st.rewrite(m)
-				return
+				return st.rewrite(m)
 			}
 			seen |= 1 << i
 			continue
 		}
-		if t := v.Type(); (t == pcommon.ValueTypeMap || t == pcommon.ValueTypeSlice) && nestsReserved(v) {
-			st.rewrite(m)
-			return
+		if t := v.Type(); t == pcommon.ValueTypeMap || t == pcommon.ValueTypeSlice {
+			if !exportable(v, attributeDepth) {
+				return false
+			}
+			if nestsReserved(v) {
+				return st.rewrite(m)
+			}
 		}
 	}
 	for i := 0; i < st.n; i++ {
@@ -61,14 +65,19 @@ func (st *stamp) apply(m pcommon.Map) {
 			m.PutStr(st.attrs[i].Key, st.attrs[i].Value) // absent: appended
 		}
 	}
+	return true
 }
 
 // rewrite removes every reserved key, then appends st's attributes.
-func (st *stamp) rewrite(m pcommon.Map) {
+func (st *stamp) rewrite(m pcommon.Map) bool {
+	if _, ok := inspect(m); !ok {
+		return false
+	}
 	removeReserved(m)
 	for i := 0; i < st.n; i++ {
 		m.PutStr(st.attrs[i].Key, st.attrs[i].Value)
 	}
+	return true
 }
 
 // index is the position of key (compared exactly) in st, or -1.

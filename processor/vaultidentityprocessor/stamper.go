@@ -40,6 +40,12 @@ var (
 	// The request can never be exported (it names no tenant: the receiver's
 	// authenticator has no tenant block): permanent, so nobody retries it.
 	errTenantUnroutable = consumererror.NewPermanent(errors.New("vaultidentity: this request cannot be exported with any tenant's credential"))
+	// A value nests deeper than OTLP protobuf decoders accept: refused for
+	// good, to its sender only, before a batch merges it with others' data
+	// that the next hop would then refuse with it.
+	// InvalidArgument, so receivers answer 400 (HTTP) or InvalidArgument (gRPC).
+	errUnexportable = consumererror.NewPermanent(status.Errorf(codes.InvalidArgument, "vaultidentity: an attribute or log body "+
+		"nests deeper than OTLP protobuf decoders accept (%d nested messages); the request is refused", protobufRecursionLimit))
 )
 
 // heldLogEvery is the least time between two warnings about held requests.
@@ -56,6 +62,7 @@ type stamper struct {
 	gate      identity.CredentialGate  // tenant_credentials, set in start
 	held      metric.MeasurementOption // processor=<id>
 	warnHeld  ratelimit.Every          // the held-request warning
+	warnDeep  ratelimit.Every          // the unexportable-request warning
 
 	noAuthStreak  atomic.Int64
 	warnedNoAuth  atomic.Bool
@@ -173,6 +180,18 @@ func (s *stamper) onMissing(ctx context.Context) error {
 		return errNoIdentity
 	}
 	return nil
+}
+
+// unexportable refuses a request holding a value nested too deep to export,
+// and says so at the collector (at most every heldLogEvery).
+func (s *stamper) unexportable(ctx context.Context) error {
+	s.telemetry.VaultidentityRequestsUnexportable.Add(ctx, 1, s.held)
+	if s.warnDeep.Allow(heldLogEvery) {
+		s.logger.Warn("refused a request whose values nest deeper than OTLP protobuf decoders accept: "+
+			"merged into a batch, it would make the next hop refuse every sender's data in it",
+			zap.Int("limit", protobufRecursionLimit))
+	}
+	return errUnexportable
 }
 
 // hold refuses a request whose tenant has no export credential yet, and

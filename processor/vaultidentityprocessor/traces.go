@@ -12,28 +12,32 @@ func (s *stamper) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.T
 	if err != nil {
 		return td, err
 	}
+	ok := true // every value exportable (depth.go)
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		res.apply(rs.Resource().Attributes())
+		ok = res.apply(rs.Resource().Attributes()) && ok
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
-			scrub(ss.Scope().Attributes())
+			ok = scrub(ss.Scope().Attributes()) && ok
 			spans := ss.Spans()
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
-				item.apply(span.Attributes())
+				ok = item.apply(span.Attributes()) && ok
 				events := span.Events()
 				for e := 0; e < events.Len(); e++ {
-					scrub(events.At(e).Attributes())
+					ok = scrub(events.At(e).Attributes()) && ok
 				}
 				links := span.Links()
 				for l := 0; l < links.Len(); l++ {
-					scrub(links.At(l).Attributes())
+					ok = scrub(links.At(l).Attributes()) && ok
 				}
 			}
 		}
+	}
+	if !ok {
+		return td, s.unexportable(ctx)
 	}
 	return td, nil
 }

@@ -27,6 +27,7 @@ type TelemetryBuilder struct {
 	mu                                   sync.Mutex
 	registrations                        []metric.Registration
 	VaultidentityRequestsHeld            metric.Int64Counter
+	VaultidentityRequestsUnexportable    metric.Int64Counter
 	VaultidentityRequestsWithoutIdentity metric.Int64Counter
 }
 
@@ -62,6 +63,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.VaultidentityRequestsHeld, err = builder.meter.Int64Counter(
 		"otelcol_vaultidentity_requests_held",
 		metric.WithDescription("Requests refused with a retryable error because the export credential for their tenant was not ready (tenant_credentials); the sender retries them. [Alpha]"),
+		metric.WithUnit("{requests}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultidentityRequestsUnexportable, err = builder.meter.Int64Counter(
+		"otelcol_vaultidentity_requests_unexportable",
+		metric.WithDescription("Requests refused for good because a value in them nests deeper than OTLP protobuf decoders accept (an exporter's peer would refuse the whole batch they were merged into). [Alpha]"),
 		metric.WithUnit("{requests}"),
 	)
 	errs = errors.Join(errs, err)

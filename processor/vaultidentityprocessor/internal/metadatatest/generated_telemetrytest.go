@@ -37,6 +37,22 @@ func AssertEqualVaultidentityRequestsHeld(t *testing.T, tt *componenttest.Teleme
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualVaultidentityRequestsUnexportable(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_vaultidentity_requests_unexportable",
+		Description: "Requests refused for good because a value in them nests deeper than OTLP protobuf decoders accept (an exporter's peer would refuse the whole batch they were merged into). [Alpha]",
+		Unit:        "{requests}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_vaultidentity_requests_unexportable")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualVaultidentityRequestsWithoutIdentity(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_vaultidentity_requests_without_identity",

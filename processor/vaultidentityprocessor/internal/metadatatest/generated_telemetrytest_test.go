@@ -20,8 +20,12 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.VaultidentityRequestsHeld.Add(context.Background(), 1)
+	tb.VaultidentityRequestsUnexportable.Add(context.Background(), 1)
 	tb.VaultidentityRequestsWithoutIdentity.Add(context.Background(), 1)
 	AssertEqualVaultidentityRequestsHeld(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultidentityRequestsUnexportable(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualVaultidentityRequestsWithoutIdentity(t, testTel,
