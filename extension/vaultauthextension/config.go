@@ -32,6 +32,9 @@ type Config struct {
 	Client configoptional.Optional[ClientConfig] `mapstructure:"client"`
 	// Server makes the extension a receiver authenticator.
 	Server configoptional.Optional[ServerConfig] `mapstructure:"server"`
+	// Guard bounds what receivers that list this instance in their
+	// middlewares decode at once, before they decode it.
+	Guard GuardConfig `mapstructure:"guard"`
 
 	_ struct{}
 }
@@ -42,6 +45,7 @@ func createDefaultConfig() *Config {
 		Auth:   configoptional.Default(vaultclient.DefaultAuthConfig()),
 		Client: configoptional.Default(defaultClientConfig()),
 		Server: configoptional.Default(defaultServerConfig()),
+		Guard:  defaultGuardConfig(),
 	}
 }
 

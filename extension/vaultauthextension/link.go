@@ -26,6 +26,7 @@ type vaultLink struct {
 	logger    *zap.Logger
 	telemetry *telemetry
 	refusals  *refusals
+	guard     *guard
 	job       job
 
 	session *vaultclient.Session // nil without a login
@@ -46,7 +47,7 @@ func newVaultLink(cfg *Config, set extension.Settings, j job) (*vaultLink, error
 	}
 	return &vaultLink{
 		id: set.ID, conf: cfg, logger: set.Logger, telemetry: tel, job: j,
-		refusals: newRefusals(set.Logger, tel),
+		refusals: newRefusals(set.Logger, tel), guard: newGuard(cfg.Guard, tel, set.Logger),
 	}, nil
 }
 
@@ -56,6 +57,9 @@ func (l *vaultLink) start(ctx context.Context, host component.Host, then func(ru
 	runCtx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.status = newStatusFolder(host)
+	if err := l.guard.registerGauge(); err != nil {
+		return err
+	}
 	if l.conf.hasLogin() {
 		vc, err := vaultclient.NewClient(ctx, l.conf.Vault)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
+	"go.uber.org/zap"
 )
 
 // job is what an instance does, and so what it may be used for.
@@ -47,6 +48,11 @@ func (l *vaultLink) NotifyConfigSnapshot(_ context.Context, snapshot extensionca
 			}
 			for _, path := range authenticatorPaths(comps[name], l.id.String(), nil) {
 				where := kind + "::" + name + "::" + path
+				if kind == "receivers" && l.job.receivers && !listsGuard(conf.Get(strings.TrimSuffix(where, "::auth")+"::middlewares")) {
+					l.logger.Warn("a receiver authenticated by this instance has no vaultauth guard: what senders send is decoded without "+
+						"bound (decoding takes up to ~75 times a body's size, and OTLP/JSON any depth); add "+
+						"middlewares: [{id: "+l.id.String()+"}] beside its auth block", zap.String("receiver", name), zap.String("at", where))
+				}
 				switch {
 				case kind == "receivers" && !l.job.receivers:
 					errs = append(errs, fmt.Errorf("%s has no server block, but receiver %q uses it as its authenticator (%s): "+
@@ -150,6 +156,18 @@ func tenantGate(conf *confmap.Conf, exporter, id string) []error {
 		}
 	}
 	return errs
+}
+
+// listsGuard says whether a middlewares list holds a vaultauth instance.
+func listsGuard(v any) bool {
+	list, _ := v.([]any)
+	for _, m := range list {
+		entry, _ := m.(map[string]any)
+		if id := fmt.Sprint(entry["id"]); isKind(id, "vaultauth") {
+			return true
+		}
+	}
+	return false
 }
 
 func listsTenantKey(v any) bool {

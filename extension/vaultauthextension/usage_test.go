@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/metadata"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
@@ -168,4 +169,21 @@ func TestTenantBatchingChecked(t *testing.T) {
 	require.Error(t, client.NotifyConfigSnapshot(context.Background(), snapshot(conf)), "it gates on another instance")
 	conf["processors"].(map[string]any)["vaultidentity"] = map[string]any{"tenant_credentials": me}
 	require.NoError(t, client.NotifyConfigSnapshot(context.Background(), snapshot(conf)))
+}
+
+// A receiver authenticated by a server instance without a vaultauth guard
+// in its middlewares is decoded without bound: a warning at start says so.
+func TestUnguardedReceiverWarns(t *testing.T) {
+	h := startExtensionLogging(t, serverConfig("http://127.0.0.1:1", "aud"), zapcore.WarnLevel)
+	me := extID.String()
+	conf := pipeline(me, "vaultauth/lightstep-client", nil)
+	require.NoError(t, h.ext.(extensioncapabilities.ConfigSnapshotWatcher).NotifyConfigSnapshot(context.Background(), snapshot(conf)))
+	warned := h.logs.FilterMessageSnippet("has no vaultauth guard")
+	require.Equal(t, 1, warned.Len())
+	assert.Contains(t, warned.All()[0].ContextMap()["at"], "receivers::otlp::protocols::grpc::auth")
+
+	grpc := conf["receivers"].(map[string]any)["otlp"].(map[string]any)["protocols"].(map[string]any)["grpc"].(map[string]any)
+	grpc["middlewares"] = []any{map[string]any{"id": me}}
+	require.NoError(t, h.ext.(extensioncapabilities.ConfigSnapshotWatcher).NotifyConfigSnapshot(context.Background(), snapshot(conf)))
+	assert.Equal(t, 1, h.logs.FilterMessageSnippet("has no vaultauth guard").Len(), "guarded: no new warning")
 }

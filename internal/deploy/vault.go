@@ -153,3 +153,12 @@ func write(t T, path, content string) {
 		t.Fatalf("write %s: %v", path, err)
 	}
 }
+
+// IdentityToken logs in as the workload and returns its Vault identity
+// token for the agents' role: what its agent sends a gateway.
+func (w Workload) IdentityToken(t T, v *vaulttest.Server) string {
+	t.Helper()
+	secretID, _ := os.ReadFile(w.SecretIDFile)
+	login := v.Write(t, "auth/approle/login", map[string]any{"role_id": w.RoleID, "secret_id": strings.TrimSpace(string(secretID))})
+	return v.IdentityToken(t, login.Auth.ClientToken, "otel-agent")
+}

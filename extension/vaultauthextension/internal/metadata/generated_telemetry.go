@@ -30,6 +30,8 @@ type TelemetryBuilder struct {
 	registrations                    []metric.Registration
 	VaultauthCredentialAvailable     metric.Int64ObservableGauge
 	VaultauthCredentialExpirySeconds metric.Float64ObservableGauge
+	VaultauthGuardInflightBytes      metric.Int64ObservableGauge
+	VaultauthGuardRefusedRequests    metric.Int64Counter
 	VaultauthRotations               metric.Int64Counter
 	VaultauthSecretVersion           metric.Int64ObservableGauge
 	VaultauthSecretVersionAgeSeconds metric.Float64ObservableGauge
@@ -71,6 +73,21 @@ func (builder *TelemetryBuilder) RegisterVaultauthCredentialExpirySecondsCallbac
 		cb(ctx, &observerFloat64{inst: builder.VaultauthCredentialExpirySeconds, obs: o})
 		return nil
 	}, builder.VaultauthCredentialExpirySeconds)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterVaultauthGuardInflightBytesCallback sets callback for observable VaultauthGuardInflightBytes metric.
+func (builder *TelemetryBuilder) RegisterVaultauthGuardInflightBytesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.VaultauthGuardInflightBytes, obs: o})
+		return nil
+	}, builder.VaultauthGuardInflightBytes)
 	if err != nil {
 		return err
 	}
@@ -188,6 +205,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_vaultauth_credential_expiry_seconds",
 		metric.WithDescription("Seconds until the credential in use expires (its lease ends); absent when it does not expire. [Alpha]"),
 		metric.WithUnit("s"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultauthGuardInflightBytes, err = builder.meter.Int64ObservableGauge(
+		"otelcol_vaultauth_guard_inflight_bytes",
+		metric.WithDescription("Request bytes the receivers guarded by this instance are decoding and processing now (at most guard.max_inflight_bytes). [Alpha]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultauthGuardRefusedRequests, err = builder.meter.Int64Counter(
+		"otelcol_vaultauth_guard_refused_requests",
+		metric.WithDescription("Requests the receiver guard refused before decoding, by reason (json_too_deep, body_too_large, busy, unreadable_body). [Alpha]"),
+		metric.WithUnit("{requests}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.VaultauthRotations, err = builder.meter.Int64Counter(

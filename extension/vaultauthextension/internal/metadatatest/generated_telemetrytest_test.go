@@ -28,6 +28,10 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	require.NoError(t, tb.RegisterVaultauthGuardInflightBytesCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	require.NoError(t, tb.RegisterVaultauthSecretVersionCallback(func(_ context.Context, observer metric.Int64Observer) error {
 		observer.Observe(1)
 		return nil
@@ -44,6 +48,7 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	tb.VaultauthGuardRefusedRequests.Add(context.Background(), 1)
 	tb.VaultauthRotations.Add(context.Background(), 1)
 	tb.VaultauthServerRequests.Add(context.Background(), 1)
 	tb.VaultauthVaultRequestFailures.Add(context.Background(), 1)
@@ -52,6 +57,12 @@ func TestSetupTelemetry(t *testing.T) {
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualVaultauthCredentialExpirySeconds(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultauthGuardInflightBytes(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultauthGuardRefusedRequests(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualVaultauthRotations(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
