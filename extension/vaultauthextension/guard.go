@@ -214,7 +214,7 @@ func guardMessage(reason string) string {
 // each message waiting for its turn before it is decoded.
 type guardCodec struct{ g *guard }
 
-func (c guardCodec) Name() string                       { return c.g.protobuf.Name() }
+func (c guardCodec) Name() string                           { return c.g.protobuf.Name() }
 func (c guardCodec) Marshal(v any) (mem.BufferSlice, error) { return c.g.protobuf.Marshal(v) }
 
 func (c guardCodec) Unmarshal(data mem.BufferSlice, v any) error {

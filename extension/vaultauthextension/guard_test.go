@@ -131,7 +131,10 @@ func TestGuardBoundsBytesInDecoding(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 	client := ptraceotlp.NewGRPCClient(conn)
 	first := make(chan error, 1)
-	go func() { _, err := client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(big)); first <- err }()
+	go func() {
+		_, err := client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(big))
+		first <- err
+	}()
 	require.Eventually(t, func() bool { return calls.Load() == 1 }, eventually, poll)
 	assert.Equal(t, g.MaxInflightBytes, inflight(), "the first request holds the whole budget")
 
