@@ -25,7 +25,10 @@ type expect struct {
 	gatewayReplicas int32
 	audience        string
 
-	authDelegator    bool
+	// delegated are the service accounts bound to system:auth-delegator.
+	delegated []string
+	// NetworkPolicy peers, as peers() writes them.
+	metricsFrom, gatewayOtlpFrom, agentOtlpFrom []string
 	agentSA          string
 	gatewaySA        string
 	createdSAs       []string
@@ -45,11 +48,11 @@ var expectations = map[string]expect{
 		gatewayAuth: "kubernetes", gatewayRole: "otel-gateway",
 		gatewayVaultAddr: "https://vault.vault.svc:8200",
 		tls:              true, generatedCert: true, persistence: true, queueDir: "/var/lib/otelcol/queue", gatewayReplicas: 2,
-		audience:      "otel-agent",
-		authDelegator: true,
-		agentSA:       "rel-vaultlightstep-agent", gatewaySA: "rel-vaultlightstep-gateway",
+		audience: "otel-agent",
+		agentSA:  "rel-vaultlightstep-agent", gatewaySA: "rel-vaultlightstep-gateway",
 		createdSAs: []string{"rel-vaultlightstep-agent", "rel-vaultlightstep-gateway"},
 		podScrape:  true, agentPolicy: corev1.ServiceInternalTrafficPolicyLocal,
+		metricsFrom: monitoringNS, agentOtlpFrom: everyPod,
 	},
 	"kubernetes-tls": {
 		fullname:  "otel",
@@ -57,12 +60,14 @@ var expectations = map[string]expect{
 		gatewayAuth: "kubernetes", gatewayRole: "otel-gateway-prod",
 		gatewayVaultAddr: "https://vault.example.com:8200",
 		tls:              true, persistence: true, queueDir: "/data/queue", gatewayReplicas: 3,
-		audience:      "7Cjq3vWGPDqjIkrqaw2ldQ4C3A",
-		authDelegator: true,
-		agentSA:       "otel-agent", gatewaySA: "otel-gateway",
+		audience:  "7Cjq3vWGPDqjIkrqaw2ldQ4C3A",
+		delegated: []string{"otel-agent", "otel-gateway"}, // tokenReviewer client, both log in with kubernetes
+		agentSA:   "otel-agent", gatewaySA: "otel-gateway",
 		createdSAs:      []string{"otel-agent", "otel-gateway"},
 		externalSecrets: []string{"otel-gateway-cert", "otel-ca", "vault-ca"},
 		podScrape:       true, agentPolicy: corev1.ServiceInternalTrafficPolicyLocal, hostPort: true,
+		metricsFrom:     []string{"ns{kubernetes.io/metadata.name=observability-system} pod{app.kubernetes.io/name=prometheus}"},
+		gatewayOtlpFrom: []string{"ns{otel-sidecars=true}"}, agentOtlpFrom: everyPod,
 	},
 	"approle-mesh": {
 		fullname:  "rel-vaultlightstep",
@@ -70,13 +75,13 @@ var expectations = map[string]expect{
 		gatewayAuth:      "approle",
 		gatewayVaultAddr: "https://vault.vault.svc:8200",
 		tls:              false, persistence: false, queueDir: "/var/lib/otelcol/queue", gatewayReplicas: 1,
-		audience:      "otel-agent",
-		authDelegator: false,
-		agentSA:       "rel-vaultlightstep-agent", gatewaySA: "rel-vaultlightstep-gateway",
+		audience: "otel-agent",
+		agentSA:  "rel-vaultlightstep-agent", gatewaySA: "rel-vaultlightstep-gateway",
 		createdSAs:      []string{"rel-vaultlightstep-agent", "rel-vaultlightstep-gateway"},
 		externalSecrets: []string{"otel-agent-approle"},
 		serviceScrape:   true, agentPolicy: corev1.ServiceInternalTrafficPolicyCluster,
 		agentExtraConfig: true, gwExtraConfig: true,
+		metricsFrom: monitoringNS, agentOtlpFrom: everyPod,
 	},
 	"vault-agent": {
 		fullname:  "rel-vaultlightstep",
@@ -84,13 +89,19 @@ var expectations = map[string]expect{
 		gatewayAuth:      "agent",
 		gatewayVaultAddr: "http://127.0.0.1:8200",
 		tls:              true, generatedCert: true, persistence: true, queueDir: "/var/lib/otelcol/queue", gatewayReplicas: 2,
-		audience:      "otel-agent",
-		authDelegator: true,
-		agentSA:       "rel-vaultlightstep-agent", gatewaySA: "otel-gateway",
+		audience: "otel-agent",
+		agentSA:  "rel-vaultlightstep-agent", gatewaySA: "otel-gateway",
 		createdSAs: []string{"rel-vaultlightstep-agent"},
 		podScrape:  true, agentPolicy: corev1.ServiceInternalTrafficPolicyLocal,
+		metricsFrom: monitoringNS, agentOtlpFrom: everyPod,
 	},
 }
+
+// The chart's default NetworkPolicy peers.
+var (
+	monitoringNS = []string{"ns{kubernetes.io/metadata.name=monitoring}"}
+	everyPod     = []string{"ns{}"}
+)
 
 func expectationsFor(t *testing.T, set valueSet) expect {
 	t.Helper()

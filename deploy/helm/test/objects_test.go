@@ -424,7 +424,7 @@ func checkAgent(t *testing.T, r *rendered, e expect, w workload) {
 	if !ok {
 		t.Fatalf("no agent Service %s-agent", e.fullname)
 	}
-	checkServicePorts(t, svc, c, w)
+	checkServicePorts(t, svc, c, w, e)
 	if svc.Spec.InternalTrafficPolicy == nil || *svc.Spec.InternalTrafficPolicy != e.agentPolicy {
 		t.Errorf("agent Service internalTrafficPolicy %v, want %s", svc.Spec.InternalTrafficPolicy, e.agentPolicy)
 	}
@@ -441,12 +441,18 @@ func volumeNamed(pod corev1.PodSpec, name string) corev1.Volume {
 
 // checkServicePorts: the Service selects the workload's pods and serves
 // OTLP gRPC, OTLP HTTP and metrics on the container ports.
-func checkServicePorts(t *testing.T, svc *corev1.Service, c corev1.Container, w workload) {
+func checkServicePorts(t *testing.T, svc *corev1.Service, c corev1.Container, w workload, e expect) {
 	t.Helper()
 	if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(w.labels)) {
 		t.Errorf("Service %s: selector %v does not select the %s pods %v", svc.Name, svc.Spec.Selector, w.component, w.labels)
 	}
-	want := map[string]int32{"otlp-grpc": 4317, "otlp-http": 4318, "metrics": containerPort(t, c, "metrics").ContainerPort}
+	want := map[string]int32{"otlp-grpc": 4317, "otlp-http": 4318}
+	if e.serviceScrape {
+		want["metrics"] = containerPort(t, c, "metrics").ContainerPort
+	}
+	if len(svc.Spec.Ports) != len(want) {
+		t.Errorf("Service %s: ports %v, want exactly %v (metrics only for a scraper that discovers Services)", svc.Name, svc.Spec.Ports, want)
+	}
 	for name, port := range want {
 		found := false
 		for _, p := range svc.Spec.Ports {
@@ -527,7 +533,7 @@ func checkGateway(t *testing.T, r *rendered, e expect, w workload) {
 	if !ok {
 		t.Fatalf("no gateway Service %s-gateway", e.fullname)
 	}
-	checkServicePorts(t, svc, c, w)
+	checkServicePorts(t, svc, c, w, e)
 	headless, ok := r.services[ss.Spec.ServiceName]
 	if !ok {
 		t.Fatalf("StatefulSet serviceName %q is not a rendered Service", ss.Spec.ServiceName)
@@ -569,9 +575,9 @@ func checkServiceAccounts(t *testing.T, r *rendered, e expect) {
 			t.Errorf("ServiceAccount %s in namespace %q", sa.Name, sa.Namespace)
 		}
 	}
-	if !e.authDelegator {
+	if len(e.delegated) == 0 {
 		if len(r.crbs) != 0 {
-			t.Errorf("rbac.authDelegator off, but ClusterRoleBindings %v", sortedKeys(r.crbs))
+			t.Errorf("no service account needs system:auth-delegator here, but ClusterRoleBindings %v", sortedKeys(r.crbs))
 		}
 		return
 	}
@@ -589,11 +595,11 @@ func checkServiceAccounts(t *testing.T, r *rendered, e expect) {
 			}
 			subjects = append(subjects, s.Name)
 		}
-		want := []string{e.agentSA, e.gatewaySA}
+		want := slices.Clone(e.delegated)
 		slices.Sort(subjects)
 		slices.Sort(want)
 		if !slices.Equal(subjects, want) {
-			t.Errorf("ClusterRoleBinding %s subjects %v, want the agents' and the gateway's %v", crb.Name, subjects, want)
+			t.Errorf("ClusterRoleBinding %s subjects %v, want exactly %v", crb.Name, subjects, want)
 		}
 	}
 }

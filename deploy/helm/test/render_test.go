@@ -22,6 +22,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -112,7 +113,7 @@ func run(t *testing.T, name string, args ...string) []byte {
 // of another kind fails to decode.
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, networkingv1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -134,6 +135,7 @@ type rendered struct {
 	secrets         map[string]*corev1.Secret
 	serviceAccounts map[string]*corev1.ServiceAccount
 	crbs            map[string]*rbacv1.ClusterRoleBinding
+	netpols         map[string]*networkingv1.NetworkPolicy
 }
 
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
@@ -185,6 +187,7 @@ func render(t *testing.T, set valueSet) *rendered {
 		secrets:         map[string]*corev1.Secret{},
 		serviceAccounts: map[string]*corev1.ServiceAccount{},
 		crbs:            map[string]*rbacv1.ClusterRoleBinding{},
+		netpols:         map[string]*networkingv1.NetworkPolicy{},
 	}
 	for i, doc := range docSeparator.Split(string(out), -1) {
 		if isEmptyDoc([]byte(doc)) {
@@ -210,6 +213,8 @@ func render(t *testing.T, set valueSet) *rendered {
 			r.serviceAccounts[o.Name] = o
 		case *rbacv1.ClusterRoleBinding:
 			r.crbs[o.Name] = o
+		case *networkingv1.NetworkPolicy:
+			r.netpols[o.Name] = o
 		default:
 			t.Fatalf("%s: rendered document %d is a %T, which these tests do not check: add its checks", set.name, i, obj)
 		}
