@@ -29,16 +29,16 @@ type expect struct {
 	delegated []string
 	// NetworkPolicy peers, as peers() writes them.
 	metricsFrom, gatewayOtlpFrom, agentOtlpFrom []string
-	agentSA          string
-	gatewaySA        string
-	createdSAs       []string
-	externalSecrets  []string // Secrets the pods use that the chart does not render
-	podScrape        bool
-	serviceScrape    bool
-	agentPolicy      corev1.ServiceInternalTrafficPolicy
-	hostPort         bool
-	agentExtraConfig bool
-	gwExtraConfig    bool
+	agentSA                                     string
+	gatewaySA                                   string
+	createdSAs                                  []string
+	externalSecrets                             []string // Secrets the pods use that the chart does not render
+	podScrape                                   bool
+	serviceScrape                               bool
+	agentPolicy                                 corev1.ServiceInternalTrafficPolicy
+	hostPort                                    bool
+	agentExtraConfig                            bool
+	gwExtraConfig                               bool
 }
 
 var expectations = map[string]expect{
