@@ -41,6 +41,9 @@ var (
 // now (vaultidentity's tenant_credentials): nil, or the error the export
 // would get.
 func (c *clientAuth) CredentialReady(ctx context.Context) error {
+	if t, ok := c.source.(*tenantSources); ok {
+		return t.admit(ctx)
+	}
 	_, err := c.source.credential(ctx)
 	return err
 }
@@ -62,7 +65,7 @@ func newClientAuth(link *vaultLink, cfg *ClientConfig) *clientAuth {
 func (c *clientAuth) Start(ctx context.Context, host component.Host) error {
 	return c.start(ctx, host, func(runCtx context.Context) error {
 		if tenants, ok := c.source.(*tenantSources); ok {
-			return tenants.start(runCtx)
+			return tenants.start(ctx, runCtx, host)
 		}
 		single := c.source.(*secretSource)
 		w := vaultclient.NewSecretWatcher(c.vault, c.conf.Vault.Retry, c.cfg.secret(), c.cfg.RefreshInterval,
@@ -71,6 +74,26 @@ func (c *clientAuth) Start(ctx context.Context, host component.Host) error {
 		c.run(func() { w.Run(runCtx) })
 		return single.registerGauges(c.telemetry)
 	})
+}
+
+// Shutdown stops the watching and replays, then closes the park.
+func (c *clientAuth) Shutdown(ctx context.Context) error {
+	err := c.vaultLink.Shutdown(ctx)
+	if t, ok := c.source.(*tenantSources); ok {
+		t.close(ctx)
+	}
+	return err
+}
+
+// Dependencies makes the Collector start the park's storage extension
+// first (extensioncapabilities.Dependent).
+func (c *clientAuth) Dependencies() []component.ID {
+	if c.cfg.Tenants.HasValue() {
+		if id := c.cfg.Tenants.Get().Park.Storage; id != nil {
+			return []component.ID{*id}
+		}
+	}
+	return nil
 }
 
 func (c *clientAuth) RoundTripper(base http.RoundTripper) (http.RoundTripper, error) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
@@ -53,8 +54,53 @@ type TenantsConfig struct {
 	// its own uses. Empty (the default): that tenant's data waits, with a
 	// retryable error, until its secret is written.
 	Default string `mapstructure:"default"`
+	// Park is where a tenant's exports wait while they cannot be sent (no
+	// usable credential, refused by the backend, the backend throttling
+	// or down), so they never hold the exporter's consumers, which every
+	// tenant shares.
+	Park ParkConfig `mapstructure:"park"`
 
 	_ struct{}
+}
+
+// ParkConfig is the `client.tenants.park` block.
+type ParkConfig struct {
+	// Storage is the storage extension (e.g. file_storage/queue) parked
+	// exports are kept in, across restarts. Default: memory. An exporter
+	// with a persistent sending queue requires one: its queued data would
+	// otherwise move from disk to memory, and be lost with the process.
+	Storage *component.ID `mapstructure:"storage"`
+	// MaxSizeMiB is how much one tenant may have parked before its new
+	// requests are held at its senders (retryable refusals at the door).
+	// What its backlog in the exporter's queue holds is still parked: no
+	// export is lost.
+	MaxSizeMiB int64 `mapstructure:"max_size_mib"`
+	// InitialInterval and MaxInterval pace the retries of a tenant whose
+	// backend refuses or throttles (exponential, with jitter). A tenant
+	// waiting for a credential is retried when one is read.
+	InitialInterval time.Duration `mapstructure:"initial_interval"`
+	MaxInterval     time.Duration `mapstructure:"max_interval"`
+
+	_ struct{}
+}
+
+// Validate checks the `park:` block.
+func (c *ParkConfig) Validate() error {
+	var errs []error
+	if c.MaxSizeMiB <= 0 {
+		errs = append(errs, fmt.Errorf("max_size_mib: must be positive, got %d", c.MaxSizeMiB))
+	}
+	if c.InitialInterval <= 0 {
+		errs = append(errs, errors.New("initial_interval: must be positive"))
+	}
+	if c.MaxInterval < c.InitialInterval {
+		errs = append(errs, fmt.Errorf("max_interval: must be at least initial_interval, got %s", c.MaxInterval))
+	}
+	return errors.Join(errs...)
+}
+
+func defaultParkConfig() ParkConfig {
+	return ParkConfig{MaxSizeMiB: 256, InitialInterval: time.Second, MaxInterval: 30 * time.Second}
 }
 
 // tenantPlaceholder is replaced by the tenant's name in secret.path.
@@ -96,7 +142,7 @@ type IdentityTokenClientConfig struct {
 func defaultClientConfig() ClientConfig {
 	return ClientConfig{
 		RefreshInterval: defaultRefreshInterval, RequireTransportSecurity: true,
-		Tenants: configoptional.Default(TenantsConfig{MaxTenants: 100, IdleTimeout: time.Hour}),
+		Tenants: configoptional.Default(TenantsConfig{MaxTenants: 100, IdleTimeout: time.Hour, Park: defaultParkConfig()}),
 	}
 }
 

@@ -136,6 +136,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, rt.guard.errPlaintext(req.URL.Host)
 	}
+	if t, ok := rt.source.(*tenantSources); ok {
+		return rt.roundTripParked(req, t.park, t)
+	}
 	c, err := rt.source.credential(req.Context())
 	if err != nil {
 		closeBody(req)

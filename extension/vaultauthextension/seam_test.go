@@ -173,7 +173,7 @@ func TestTenantRoutingWithoutVault(t *testing.T) {
 	cfg := withToken(clientConfig("http://127.0.0.1:1"), "t")
 	c := cfg.Client.Get()
 	c.Secret.Get().Path = "secret/data/teams/{tenant}"
-	c.Tenants = configoptional.Some(TenantsConfig{MaxTenants: 10, IdleTimeout: time.Hour, Default: "shared"})
+	c.Tenants = configoptional.Some(TenantsConfig{MaxTenants: 10, IdleTimeout: time.Hour, Default: "shared", Park: defaultParkConfig()})
 	require.NoError(t, validate(cfg))
 	ext, err := createExtension(context.Background(), extensiontest.NewNopSettings(metadata.Type), cfg)
 	require.NoError(t, err)
@@ -181,7 +181,7 @@ func TestTenantRoutingWithoutVault(t *testing.T) {
 	client.vault = f
 	client.status = newStatusFolder(pipelinetest.NewHost(nil))
 	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, client.source.(*tenantSources).start(ctx))
+	require.NoError(t, client.source.(*tenantSources).start(ctx, ctx, pipelinetest.NewHost(nil)))
 	t.Cleanup(func() { cancel(); client.wg.Wait() })
 
 	sent := func(tenant string) string {

@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 // statusFolder folds the health of each Vault activity (login, secret read)
@@ -16,30 +17,65 @@ type statusFolder struct {
 	host     component.Host
 	failing  map[string]string // activity -> error text
 	reported componentstatus.Status
+	lastErr  error
+	// notes are attributes every event carries (the tenants parked, say):
+	// what is worth knowing but takes no one else down.
+	notes map[string]any
 }
 
 func newStatusFolder(host component.Host) *statusFolder {
-	return &statusFolder{host: host, failing: map[string]string{}, reported: componentstatus.StatusStarting}
+	return &statusFolder{host: host, failing: map[string]string{}, reported: componentstatus.StatusStarting, notes: map[string]any{}}
+}
+
+// annotate sets (or, with an empty map, removes) an attribute of the
+// status, and reports the current status again with it.
+func (s *statusFolder) annotate(key string, value map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(value) == 0 {
+		delete(s.notes, key)
+	} else {
+		m := make(map[string]any, len(value))
+		for k, v := range value {
+			m[k] = v
+		}
+		s.notes[key] = m
+	}
+	if s.reported == componentstatus.StatusStarting {
+		return // the first report carries it
+	}
+	s.emitLocked(s.reported, s.lastErr)
+}
+
+func (s *statusFolder) emitLocked(st componentstatus.Status, err error) {
+	opts := []componentstatus.EventBuilderOption{}
+	if err != nil {
+		opts = append(opts, componentstatus.WithError(err))
+	}
+	if len(s.notes) > 0 {
+		attrs := pcommon.NewMap()
+		_ = attrs.FromRaw(s.notes)
+		opts = append(opts, componentstatus.WithAttributes(attrs))
+	}
+	s.reported, s.lastErr = st, err
+	componentstatus.ReportStatus(s.host, componentstatus.NewEvent(st, opts...))
 }
 
 func (s *statusFolder) report(activity string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var ev *componentstatus.Event
 	switch {
 	case err != nil:
 		if s.failing[activity] == err.Error() && s.reported == componentstatus.StatusRecoverableError {
 			return
 		}
 		s.failing[activity] = err.Error()
-		ev = componentstatus.NewRecoverableErrorEvent(err)
+		s.emitLocked(componentstatus.StatusRecoverableError, err)
 	default:
 		delete(s.failing, activity)
 		if len(s.failing) > 0 || s.reported == componentstatus.StatusOK {
 			return
 		}
-		ev = componentstatus.NewEvent(componentstatus.StatusOK)
+		s.emitLocked(componentstatus.StatusOK, nil)
 	}
-	s.reported = ev.Status()
-	componentstatus.ReportStatus(s.host, ev)
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
@@ -39,6 +41,7 @@ type tenantSources struct {
 	snapshot atomic.Pointer[map[string]*tenantSlot]
 
 	warnNoTenant ratelimit.Every
+	park         *park
 }
 
 // tenantSlot is one tenant's credential and its watcher.
@@ -50,7 +53,8 @@ type tenantSlot struct {
 	// absent: its last read found that its secret or key does not exist
 	// (never a 403, 5xx or network error: those say nothing about it).
 	absent  atomic.Bool
-	hasPath bool // the tenant has a secret path at all
+	hasPath bool        // the tenant has a secret path at all
+	park    *tenantPark // its exports, while they cannot be sent
 }
 
 var _ credentialSource = (*tenantSources)(nil)
@@ -58,17 +62,22 @@ var _ credentialSource = (*tenantSources)(nil)
 func newTenantSources(c *clientAuth) *tenantSources {
 	t := &tenantSources{link: c, runCtx: context.Background(), byName: map[string]*tenantSlot{}}
 	t.snapshot.Store(&map[string]*tenantSlot{})
+	t.park = newPark(c, c.cfg.Tenants.Get().Park)
 	return t
 }
 
 func (t *tenantSources) cfg() *TenantsConfig { return t.link.cfg.Tenants.Get() }
 
 // start begins the watching: the default tenant's secret at once (so the
-// fallback is ready), others on demand; idle tenants are let go.
-func (t *tenantSources) start(runCtx context.Context) error {
+// fallback is ready), others on demand; idle tenants are let go. Exports
+// parked before a restart are taken up again.
+func (t *tenantSources) start(ctx, runCtx context.Context, host component.Host) error {
 	t.mu.Lock()
 	t.runCtx = runCtx
 	t.mu.Unlock()
+	if err := t.openPark(ctx, runCtx, host); err != nil {
+		return err
+	}
 	if d := t.cfg().Default; d != "" {
 		if _, err := t.slot(d); err != nil {
 			return err
@@ -76,6 +85,68 @@ func (t *tenantSources) start(runCtx context.Context) error {
 	}
 	t.link.run(func() { t.evictIdle(runCtx) })
 	return t.registerGauges()
+}
+
+// openPark opens the park's storage and resumes the tenants parked in it.
+func (t *tenantSources) openPark(ctx, runCtx context.Context, host component.Host) error {
+	p := t.park
+	p.runCtx = runCtx
+	if id := t.cfg().Park.Storage; id != nil {
+		ext, ok := host.GetExtensions()[*id]
+		if !ok {
+			return fmt.Errorf("client::tenants::park::storage: extension %q not found: add it to service.extensions", id)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return fmt.Errorf("client::tenants::park::storage: extension %q is not a storage extension", id)
+		}
+		c, err := se.GetClient(ctx, component.KindExtension, t.link.id, "park")
+		if err != nil {
+			return fmt.Errorf("client::tenants::park::storage: %w", err)
+		}
+		p.store = newParkStore(c)
+	} else {
+		p.memory = newMemoryStorage()
+		p.store = newParkStore(p.memory)
+	}
+	parked, err := p.store.load(ctx)
+	if err != nil {
+		return fmt.Errorf("client::tenants::park: reading what was parked: %w", err)
+	}
+	for tenant, x := range parked {
+		slot, err := t.slot(tenant)
+		if err != nil {
+			t.link.logger.Error("exports parked before the restart stay parked: their tenant cannot be served now",
+				zap.String("tenant", tenant), zap.Uint64("exports", x.len()), zap.Error(err))
+			continue
+		}
+		tp := slot.park
+		tp.mu.Lock()
+		tp.index = x
+		tp.count.Store(int64(x.len()))
+		tp.bytes.Store(x.Bytes)
+		tp.setParkedLocked(parkRestored)
+		tp.startReplayLocked()
+		tp.mu.Unlock()
+	}
+	return nil
+}
+
+// close closes the park's storage; what memory still holds is lost, and said.
+func (t *tenantSources) close(ctx context.Context) {
+	p := t.park
+	if p.store == nil {
+		return
+	}
+	if p.memory != nil {
+		if n := p.memory.exportsIn(); n > 0 {
+			t.link.logger.Error("parked exports lost at shutdown: the park is in memory (set client::tenants::park::storage to keep them)",
+				zap.Int("exports", n))
+		}
+	}
+	if err := p.store.close(ctx); err != nil {
+		t.link.logger.Warn("closing the park's storage", zap.Error(err))
+	}
 }
 
 // errNoTenant is what an export without a tenant gets: permanent, since
@@ -102,20 +173,66 @@ func (t *tenantSources) credential(ctx context.Context) (*credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c := slot.src.current.Load(); c != nil {
+	if c := t.credentialOf(slot, tenant); c != nil {
 		return c, nil
+	}
+	return nil, slot.src.errMissing
+}
+
+// credentialOf is the credential the tenant's exports carry now: its own,
+// or the default tenant's when Vault says it has none; nil when neither.
+func (t *tenantSources) credentialOf(slot *tenantSlot, tenant string) *credential {
+	if c := slot.src.current.Load(); c != nil {
+		return c
 	}
 	// The default tenant's token stands in only for a tenant Vault says has
 	// no secret: never because the gateway could not read (revoked, 403,
 	// Vault down), or the default's token would leave with its data.
 	if d := t.cfg().Default; d != "" && d != tenant && (slot.absent.Load() || !slot.hasPath) {
 		if def, err := t.slot(d); err == nil {
-			if c := def.src.current.Load(); c != nil {
-				return c, nil
-			}
+			return def.src.current.Load()
 		}
 	}
-	return nil, slot.src.errMissing
+	return nil
+}
+
+// parkOf is the park and credential of the tenant an export's context
+// names; false when it names none that can be served (the credential
+// lookup then refuses it).
+func (t *tenantSources) parkOf(ctx context.Context) (*tenantPark, *credential, bool) {
+	tenant, ok := tenantOf(client.FromContext(ctx))
+	if !ok {
+		return nil, nil, false
+	}
+	slot, err := t.slot(tenant)
+	if err != nil {
+		return nil, nil, false
+	}
+	return slot.park, t.credentialOf(slot, tenant), true
+}
+
+// admit says whether a request of ctx's tenant may enter (vaultidentity
+// tenant_credentials): nil, or the retryable error that holds it at its
+// sender (no credential, one its backend refused, a full park), or a
+// permanent one (no tenant).
+func (t *tenantSources) admit(ctx context.Context) error {
+	tenant, ok := tenantOf(client.FromContext(ctx))
+	if !ok {
+		_, err := t.credential(ctx)
+		return err
+	}
+	slot, err := t.slot(tenant)
+	if err != nil {
+		return err
+	}
+	if slot.park.holdsDoor() {
+		return status.Error(codes.Unavailable, fmt.Sprintf("%s: tenant %q is parked (%s); its senders wait",
+			t.link.id, tenant, *slot.park.reason.Load()))
+	}
+	if t.credentialOf(slot, tenant) == nil {
+		return slot.src.errMissing
+	}
+	return nil
 }
 
 // permanent marks err so that HTTP exporters drop the data too (gRPC
@@ -151,6 +268,7 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 		return nil, status.Error(codes.Unavailable, fmt.Sprintf("%s: tenant %q would be one more than max_tenants (%d)", t.link.id, tenant, t.cfg().MaxTenants))
 	}
 	s := &tenantSlot{src: newSecretSource(t.link.id, t.link.cfg, tenant, t.link.telemetry, t.link.logger)}
+	s.park = newTenantPark(t.park, tenant, s)
 	s.used.Store(true)
 	s.lastUsed = time.Now().Unix()
 	secret, hasPath := t.link.cfg.tenantSecret(tenant)
@@ -182,7 +300,7 @@ func (t *tenantSources) slot(tenant string) (*tenantSlot, error) {
 		}
 		// A success is reported before its value is set: the check for "no
 		// tenant ready" runs once the value is in.
-		set := func(v vaultclient.Value) { s.src.set(v); t.reportNoneReady() }
+		set := func(v vaultclient.Value) { s.src.set(v); t.reportNoneReady(); s.park.nudge() }
 		w := vaultclient.NewSecretWatcher(t.link.vault, t.link.conf.Vault.Retry, secret, t.link.cfg.RefreshInterval,
 			t.link.logger.With(zap.String("tenant", tenant)), report, set)
 		s.src.watcher = w
@@ -246,7 +364,7 @@ func (t *tenantSources) evictIdle(ctx context.Context) {
 				s.lastUsed = now.Unix()
 				continue
 			}
-			if s.lastUsed < cutoff && name != t.cfg().Default {
+			if s.lastUsed < cutoff && name != t.cfg().Default && s.park.count.Load() == 0 && !s.park.parked.Load() {
 				if s.cancel != nil {
 					s.cancel()
 				}
@@ -282,6 +400,18 @@ func (t *tenantSources) registerGauges() error {
 	}
 	if err := t.link.telemetry.RegisterVaultauthCredentialExpirySecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
 		each(func(s *tenantSlot) { s.src.observeExpiry(o) })
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := t.link.telemetry.RegisterVaultauthParkExportsCallback(func(_ context.Context, o metric.Int64Observer) error {
+		each(func(s *tenantSlot) { o.Observe(s.park.count.Load(), metric.WithAttributeSet(s.park.attrs)) })
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := t.link.telemetry.RegisterVaultauthParkBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
+		each(func(s *tenantSlot) { o.Observe(s.park.bytes.Load(), metric.WithAttributeSet(s.park.attrs)) })
 		return nil
 	}); err != nil {
 		return err

@@ -34,7 +34,7 @@ func tenantsConfig(t *testing.T, v *vaulttest.Server) *Config {
 	cfg := withToken(clientConfig(v.Addr), token)
 	c := cfg.Client.Get()
 	c.Secret.Get().Path = "secret/data/lightstep/teams/{tenant}"
-	c.Tenants = configoptional.Some(TenantsConfig{MaxTenants: 3, IdleTimeout: time.Hour})
+	c.Tenants = configoptional.Some(TenantsConfig{MaxTenants: 3, IdleTimeout: time.Hour, Park: defaultParkConfig()})
 	return cfg
 }
 
@@ -270,7 +270,7 @@ func TestIdleTenantsAreLetGo(t *testing.T) {
 		v.PutKV2(t, "lightstep/teams/"+tenant, map[string]any{"access_token": "token-" + tenant})
 	}
 	cfg := tenantsConfig(t, v)
-	*cfg.Client.Get().Tenants.Get() = TenantsConfig{MaxTenants: 2, IdleTimeout: time.Second}
+	*cfg.Client.Get().Tenants.Get() = TenantsConfig{MaxTenants: 2, IdleTimeout: time.Second, Park: defaultParkConfig()}
 	h := startExtension(t, cfg)
 
 	for _, tenant := range []string{"a", "b"} {

@@ -63,6 +63,7 @@ func (l *vaultLink) NotifyConfigSnapshot(_ context.Context, snapshot extensionca
 				case kind == "exporters" && l.hasTenants():
 					errs = append(errs, tenantBatching(conf, name)...)
 					errs = append(errs, tenantGate(conf, name, l.id.String())...)
+					errs = append(errs, parkChecks(conf, name, l.id.String(), l.conf.Client.Get().Tenants.Get().Park)...)
 				}
 			}
 		}
@@ -164,6 +165,34 @@ func listsGuard(v any) bool {
 	for _, m := range list {
 		entry, _ := m.(map[string]any)
 		if id := fmt.Sprint(entry["id"]); isKind(id, "vaultauth") {
+			return true
+		}
+	}
+	return false
+}
+
+// parkChecks checks that exporter name can park a tenant's exports: a gRPC
+// exporter lists the instance in its middlewares (the park sees its calls
+// there), and a persistent sending queue has a persistent park beside it.
+func parkChecks(conf *confmap.Conf, exporter, id string, park ParkConfig) []error {
+	var errs []error
+	if (isKind(exporter, "otlp_grpc") || isKind(exporter, "otlp")) && !listsID(conf.Get("exporters::"+exporter+"::middlewares"), id) {
+		errs = append(errs, fmt.Errorf("exporter %q sends each tenant's token through %s over gRPC but does not list it in middlewares: "+
+			"add exporters::%s::middlewares: [{id: %s}], so that a tenant whose exports cannot be sent is parked "+
+			"instead of holding the consumers every tenant shares", exporter, id, exporter, id))
+	}
+	if queue := conf.Get("exporters::" + exporter + "::sending_queue::storage"); queue != nil && park.Storage == nil {
+		errs = append(errs, fmt.Errorf("exporter %q keeps its queue in %v, but %s parks tenants' exports in memory, where a restart "+
+			"would lose them: set extensions::%s::client::tenants::park::storage (e.g. to %v)", exporter, queue, id, id, queue))
+	}
+	return errs
+}
+
+// listsID says whether a middlewares list holds id.
+func listsID(v any, id string) bool {
+	list, _ := v.([]any)
+	for _, m := range list {
+		if entry, _ := m.(map[string]any); fmt.Sprint(entry["id"]) == id {
 			return true
 		}
 	}

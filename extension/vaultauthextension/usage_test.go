@@ -142,7 +142,7 @@ func TestTenantBatchingChecked(t *testing.T) {
 	v := "http://127.0.0.1:1"
 	cfg := withToken(clientConfig(v), "t")
 	cfg.Client.Get().Secret.Get().Path = "secret/data/lightstep/teams/{tenant}"
-	cfg.Client.Get().Tenants = configoptional.Some(TenantsConfig{MaxTenants: 10, IdleTimeout: time.Hour})
+	cfg.Client.Get().Tenants = configoptional.Some(TenantsConfig{MaxTenants: 10, IdleTimeout: time.Hour, Park: defaultParkConfig()})
 	client := create(t, cfg).(extensioncapabilities.ConfigSnapshotWatcher)
 	me := extID.String()
 
@@ -168,6 +168,20 @@ func TestTenantBatchingChecked(t *testing.T) {
 	conf["service"].(map[string]any)["pipelines"].(map[string]any)["traces"].(map[string]any)["processors"] = []any{"vaultidentity", "batch"}
 	require.Error(t, client.NotifyConfigSnapshot(context.Background(), snapshot(conf)), "it gates on another instance")
 	conf["processors"].(map[string]any)["vaultidentity"] = map[string]any{"tenant_credentials": me}
+	err = client.NotifyConfigSnapshot(context.Background(), snapshot(conf))
+	require.Error(t, err, "the gRPC exporter cannot park: the instance is not in its middlewares")
+	assert.Contains(t, err.Error(), `exporter "otlp_grpc/lightstep" sends each tenant's token through vaultauth/lightstep over gRPC but does not list it in middlewares: `+
+		`add exporters::otlp_grpc/lightstep::middlewares: [{id: vaultauth/lightstep}]`)
+
+	exp := conf["exporters"].(map[string]any)["otlp_grpc/lightstep"].(map[string]any)
+	exp["middlewares"] = []any{map[string]any{"id": me}}
+	exp["sending_queue"].(map[string]any)["storage"] = "file_storage/queue"
+	err = client.NotifyConfigSnapshot(context.Background(), snapshot(conf))
+	require.Error(t, err, "a persistent queue with a park in memory")
+	assert.Contains(t, err.Error(), `exporter "otlp_grpc/lightstep" keeps its queue in file_storage/queue, but vaultauth/lightstep parks tenants' exports in memory, `+
+		`where a restart would lose them: set extensions::vaultauth/lightstep::client::tenants::park::storage (e.g. to file_storage/queue)`)
+
+	delete(exp["sending_queue"].(map[string]any), "storage")
 	require.NoError(t, client.NotifyConfigSnapshot(context.Background(), snapshot(conf)))
 }
 

@@ -25,10 +25,13 @@ import (
 // landed in and its attributes.
 type Projects struct {
 	GRPCAddr string
+	HTTPAddr string // http://host:port
 
 	mu       sync.Mutex
-	accepted map[string]string // token -> project
+	accepted map[string]string     // token -> project
+	failing  map[string]codes.Code // project -> what it answers every request meanwhile
 	spans    map[pcommon.SpanID][]landed
+	per      map[string]int // spans landed, per project
 }
 
 type landed struct {
@@ -39,16 +42,17 @@ type landed struct {
 // StartProjects starts the stand-in on a loopback port, no token accepted yet.
 func StartProjects(t T) *Projects {
 	t.Helper()
-	p := &Projects{accepted: map[string]string{}, spans: map[pcommon.SpanID][]landed{}}
+	p := &Projects{accepted: map[string]string{}, failing: map[string]codes.Code{}, spans: map[pcommon.SpanID][]landed{}, per: map[string]int{}}
 	next, err := consumer.NewTraces(p.consume)
 	if err != nil {
 		t.Fatalf("projects: %v", err)
 	}
 	authID := component.MustNewIDWithName("lightstep", "projects")
 	host := pipelinetest.NewHost(map[component.ID]component.Component{authID: projectAuth{p}})
-	p.GRPCAddr = pipelinetest.StartTracesReceiver(t, host, map[string]any{
+	rcv := pipelinetest.StartTracesReceiver(t, host, map[string]any{
 		"auth": map[string]any{"authenticator": authID.String()},
-	}, next).GRPCAddr
+	}, next)
+	p.GRPCAddr, p.HTTPAddr = rcv.GRPCAddr, rcv.HTTPAddr
 	return p
 }
 
@@ -66,6 +70,21 @@ func (p *Projects) Accept(project string, tokens ...string) {
 	}
 }
 
+// Fail makes project answer every request with code (Unavailable: down or
+// throttling) until Heal, once its token is checked.
+func (p *Projects) Fail(project string, code codes.Code) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failing[project] = code
+}
+
+// Heal makes project take data again.
+func (p *Projects) Heal(project string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.failing, project)
+}
+
 // projectAuth is the stand-in's authenticator: the token names the project.
 type projectAuth struct{ p *Projects }
 
@@ -76,6 +95,9 @@ var _ extensionauth.Server = projectAuth{}
 
 func (a projectAuth) Authenticate(ctx context.Context, headers map[string][]string) (context.Context, error) {
 	tokens := headers["lightstep-access-token"]
+	if len(tokens) == 0 {
+		tokens = headers["Lightstep-Access-Token"] // HTTP passes canonical names
+	}
 	if len(tokens) != 1 {
 		return ctx, status.Error(codes.Unauthenticated, "no access token")
 	}
@@ -103,6 +125,10 @@ func (p *Projects) consume(ctx context.Context, td ptrace.Traces) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if code, failing := p.failing[string(project)]; failing {
+		// After the token check, as Lightstep answers: gRPC that code, HTTP its status (503 for Unavailable).
+		return status.Error(code, "project "+string(project)+" is not taking data now")
+	}
 	for i := 0; i < td.ResourceSpans().Len(); i++ {
 		rs := td.ResourceSpans().At(i)
 		res := listOf(rs.Resource().Attributes())
@@ -111,6 +137,7 @@ func (p *Projects) consume(ctx context.Context, td ptrace.Traces) error {
 			for k := 0; k < spans.Len(); k++ {
 				id := spans.At(k).SpanID()
 				p.spans[id] = append(p.spans[id], landed{string(project), Arrived{Resource: res, Span: listOf(spans.At(k).Attributes())}})
+				p.per[string(project)]++
 			}
 		}
 	}
@@ -136,6 +163,13 @@ func (p *Projects) Span(id pcommon.SpanID) (Arrived, bool) {
 		return l[0].arrived, true
 	}
 	return Arrived{}, false
+}
+
+// CountIn is the number of spans landed in project (each delivery counted).
+func (p *Projects) CountIn(project string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.per[project]
 }
 
 // Count is the number of distinct spans received, in all projects.

@@ -43,6 +43,14 @@ func (s *Server) Write(t T, path string, data map[string]any) *api.Secret {
 	return sec
 }
 
+// Delete deletes a raw API path with the root token and fails the test on error.
+func (s *Server) Delete(t T, path string) {
+	t.Helper()
+	if _, err := s.Client.Logical().DeleteWithContext(ctx(t), path); err != nil {
+		t.Fatalf("delete %s: %v", path, err)
+	}
+}
+
 // Read reads a raw API path with the root token and fails the test on error.
 func (s *Server) Read(t T, path string) *api.Secret {
 	t.Helper()

@@ -32,6 +32,11 @@ type TelemetryBuilder struct {
 	VaultauthCredentialExpirySeconds metric.Float64ObservableGauge
 	VaultauthGuardInflightBytes      metric.Int64ObservableGauge
 	VaultauthGuardRefusedRequests    metric.Int64Counter
+	VaultauthParkBytes               metric.Int64ObservableGauge
+	VaultauthParkExports             metric.Int64ObservableGauge
+	VaultauthParkedExports           metric.Int64Counter
+	VaultauthRefusedParkedExports    metric.Int64Counter
+	VaultauthReplayedExports         metric.Int64Counter
 	VaultauthRotations               metric.Int64Counter
 	VaultauthSecretVersion           metric.Int64ObservableGauge
 	VaultauthSecretVersionAgeSeconds metric.Float64ObservableGauge
@@ -88,6 +93,36 @@ func (builder *TelemetryBuilder) RegisterVaultauthGuardInflightBytesCallback(cb 
 		cb(ctx, &observerInt64{inst: builder.VaultauthGuardInflightBytes, obs: o})
 		return nil
 	}, builder.VaultauthGuardInflightBytes)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterVaultauthParkBytesCallback sets callback for observable VaultauthParkBytes metric.
+func (builder *TelemetryBuilder) RegisterVaultauthParkBytesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.VaultauthParkBytes, obs: o})
+		return nil
+	}, builder.VaultauthParkBytes)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterVaultauthParkExportsCallback sets callback for observable VaultauthParkExports metric.
+func (builder *TelemetryBuilder) RegisterVaultauthParkExportsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.VaultauthParkExports, obs: o})
+		return nil
+	}, builder.VaultauthParkExports)
 	if err != nil {
 		return err
 	}
@@ -217,6 +252,36 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_vaultauth_guard_refused_requests",
 		metric.WithDescription("Requests the receiver guard refused before decoding, by reason (json_too_deep, body_too_large, busy, unreadable_body). [Alpha]"),
 		metric.WithUnit("{requests}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultauthParkBytes, err = builder.meter.Int64ObservableGauge(
+		"otelcol_vaultauth_park_bytes",
+		metric.WithDescription("Bytes of a tenant's exports parked now (client.tenants.park). [Alpha]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultauthParkExports, err = builder.meter.Int64ObservableGauge(
+		"otelcol_vaultauth_park_exports",
+		metric.WithDescription("A tenant's exports parked now, waiting until it can send again (client.tenants.park). [Alpha]"),
+		metric.WithUnit("{exports}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultauthParkedExports, err = builder.meter.Int64Counter(
+		"otelcol_vaultauth_parked_exports",
+		metric.WithDescription("Exports parked, by tenant and reason (credential_missing, credential_rejected, backend_unavailable). [Alpha]"),
+		metric.WithUnit("{exports}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultauthRefusedParkedExports, err = builder.meter.Int64Counter(
+		"otelcol_vaultauth_refused_parked_exports",
+		metric.WithDescription("Parked exports the backend refused for good when they were sent again (dropped, as the exporter would have). [Alpha]"),
+		metric.WithUnit("{exports}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultauthReplayedExports, err = builder.meter.Int64Counter(
+		"otelcol_vaultauth_replayed_exports",
+		metric.WithDescription("Parked exports delivered once their tenant could send again. [Alpha]"),
+		metric.WithUnit("{exports}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.VaultauthRotations, err = builder.meter.Int64Counter(

@@ -32,6 +32,14 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	require.NoError(t, tb.RegisterVaultauthParkBytesCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
+	require.NoError(t, tb.RegisterVaultauthParkExportsCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	require.NoError(t, tb.RegisterVaultauthSecretVersionCallback(func(_ context.Context, observer metric.Int64Observer) error {
 		observer.Observe(1)
 		return nil
@@ -49,6 +57,9 @@ func TestSetupTelemetry(t *testing.T) {
 		return nil
 	}))
 	tb.VaultauthGuardRefusedRequests.Add(context.Background(), 1)
+	tb.VaultauthParkedExports.Add(context.Background(), 1)
+	tb.VaultauthRefusedParkedExports.Add(context.Background(), 1)
+	tb.VaultauthReplayedExports.Add(context.Background(), 1)
 	tb.VaultauthRotations.Add(context.Background(), 1)
 	tb.VaultauthServerRequests.Add(context.Background(), 1)
 	tb.VaultauthVaultRequestFailures.Add(context.Background(), 1)
@@ -62,6 +73,21 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualVaultauthGuardRefusedRequests(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultauthParkBytes(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultauthParkExports(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultauthParkedExports(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultauthRefusedParkedExports(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultauthReplayedExports(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualVaultauthRotations(t, testTel,
