@@ -20,9 +20,6 @@ import (
 // scrub removes every reserved key from m and from the maps nested in its
 // values. It reports whether m's values are exportable.
 func scrub(m pcommon.Map) bool {
-	if surelyClean(m) {
-		return true
-	}
 	reserved, ok := inspect(m)
 	if reserved && ok {
 		removeReserved(m)
@@ -33,7 +30,7 @@ func scrub(m pcommon.Map) bool {
 // scrubValue scrubs the maps inside v (a log body, say) and reports
 // whether v is exportable.
 func scrubValue(v pcommon.Value) bool {
-	if surelyFlat(v) {
+	if t := v.Type(); t != pcommon.ValueTypeMap && t != pcommon.ValueTypeSlice {
 		return true
 	}
 	if !exportable(v, bodyDepth) {
@@ -47,8 +44,8 @@ func scrubValue(v pcommon.Value) bool {
 
 // inspect says whether every value of m is exportable and, if so, whether
 // m or a map nested in it has a reserved key. It runs for every attribute
-// map of every item that is not surely clean: scalar values (almost all)
-// cost a key test and a type test, with no call. Nested values are walked
+// map of every item: scalar values (almost all) cost a key test and a type
+// test. Nested values are walked
 // for reserved keys only once known to nest within the limit, so no walk
 // here recurses deeper than a decoder would.
 func inspect(m pcommon.Map) (reserved, ok bool) {
