@@ -92,9 +92,9 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := \
   processor/vaultidentityprocessor:FuzzStampOTLPProtobuf \
   processor/vaultidentityprocessor:FuzzStampOTLPJSON \
-  extension/vaultauthextension:FuzzCredential \
-  extension/vaultauthextension:FuzzVerifyJWT \
-  extension/vaultauthextension:FuzzTokenShape \
+  extension/vaultauthextension/internal/server:FuzzCredential \
+  extension/vaultauthextension/internal/server:FuzzVerifyJWT \
+  extension/vaultauthextension/internal/server:FuzzTokenShape \
   extension/vaultauthextension:FuzzConfig \
   internal/vaultclient:FuzzDecodeSecret
 fuzz:

@@ -16,8 +16,8 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
 	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -35,7 +35,7 @@ const (
 type saturationGateway struct {
 	name, config, role string
 
-	gw       *deploy.Collector
+	gw       *testbed.Collector
 	arrived  atomic.Int64 // spans at this gateway's own backend
 	mu       sync.Mutex
 	arrivals []arrival // this block's, in order
@@ -70,10 +70,10 @@ func TestGatewaySaturation(t *testing.T) {
 		blocks = n
 	}
 	v := vaulttest.Start(t)
-	audience := deploy.ConfigureVault(t, v, v.Addr)
-	deploy.TokenWriter(t, v)("ls-bench-token")
-	deploy.TeamTokenWriter(t, v, "payments")("ls-bench-payments")
-	w := deploy.NewTeamWorkload(t, v, "payments-api", "payments")
+	audience := testbed.ConfigureVault(t, v, v.Addr)
+	testbed.TokenWriter(t, v)("ls-bench-token")
+	testbed.TeamTokenWriter(t, v, "payments")("ls-bench-payments")
+	w := testbed.NewTeamWorkload(t, v, "payments-api", "payments")
 	jwt := v.IdentityToken(t, v.Write(t, "auth/approle/login", map[string]any{
 		"role_id": w.RoleID, "secret_id": readFile(t, w.SecretIDFile),
 	}).Auth.ClientToken, "otel-agent")
@@ -104,10 +104,10 @@ func TestGatewaySaturation(t *testing.T) {
 			env["GOMAXPROCS"] = "1" // one core: a second P would only make two threads take turns on it
 		}
 		if g.role != "" {
-			creds := deploy.AppRoleCredentials(t, v, g.role)
+			creds := testbed.AppRoleCredentials(t, v, g.role)
 			env["VAULT_ROLE_ID_FILE"], env["VAULT_SECRET_ID_FILE"] = creds.RoleIDFile, creds.SecretIDFile
 		}
-		g.gw = deploy.StartCollector(t, "saturation", g.config, env)
+		g.gw = testbed.StartCollector(t, "saturation", g.config, env)
 		g.senders = nil
 		if pinned && !pin(g.gw.Pid(), 1) {
 			t.Fatal("could not pin the gateway to CPU 1")
@@ -121,15 +121,15 @@ func TestGatewaySaturation(t *testing.T) {
 			}))
 		}
 	}
-	bench := filepath.Join(deploy.RepoRoot(), "testdata", "bench")
+	bench := filepath.Join(testbed.RepoRoot(), "testdata", "bench")
 	pairs := [][2]*saturationGateway{
 		{
 			{name: "baseline (no vaultauth, no vaultidentity)", config: filepath.Join(bench, "gateway-baseline.yaml")},
-			{name: "with vaultauth + vaultidentity", config: deploy.Example("gateway.yaml"), role: "otel-gateway"},
+			{name: "with vaultauth + vaultidentity", config: testbed.Example("gateway.yaml"), role: "otel-gateway"},
 		},
 		{
 			{name: "baseline with the tenant-partitioned queue", config: filepath.Join(bench, "gateway-baseline-partitioned.yaml")},
-			{name: "with tenant routing", config: deploy.Example("gateway-multitenant.yaml"), role: "otel-gateway-teams"},
+			{name: "with tenant routing", config: testbed.Example("gateway-multitenant.yaml"), role: "otel-gateway-teams"},
 		},
 		{ // the method's own floor: the same config on both sides should measure 100%
 			{name: "baseline (A/A check, side A)", config: filepath.Join(bench, "gateway-baseline.yaml")},

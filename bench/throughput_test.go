@@ -10,8 +10,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
 	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -31,18 +31,18 @@ func TestGatewayThroughput(t *testing.T) {
 		t.Skip("a load measurement")
 	}
 	v := vaulttest.Start(t)
-	audience := deploy.ConfigureVault(t, v, v.Addr)
-	deploy.TokenWriter(t, v)("ls-bench-token")
-	w := deploy.NewWorkload(t, v, "payments")
+	audience := testbed.ConfigureVault(t, v, v.Addr)
+	testbed.TokenWriter(t, v)("ls-bench-token")
+	w := testbed.NewWorkload(t, v, "payments")
 	jwt := v.IdentityToken(t, v.Write(t, "auth/approle/login", map[string]any{
 		"role_id": w.RoleID, "secret_id": readFile(t, w.SecretIDFile),
 	}).Auth.ClientToken, "otel-agent")
-	sink := deploy.StartSink(t)
+	sink := testbed.StartSink(t)
 
-	baseline := deploy.StartCollector(t, "gateway-baseline", filepath.Join(deploy.RepoRoot(), "testdata", "bench", "gateway-baseline.yaml"),
+	baseline := testbed.StartCollector(t, "gateway-baseline", filepath.Join(testbed.RepoRoot(), "testdata", "bench", "gateway-baseline.yaml"),
 		map[string]string{"QUEUE_DIR": t.TempDir(), "LIGHTSTEP_ENDPOINT": sink.GRPCAddr})
-	gw := deploy.AppRoleCredentials(t, v, "otel-gateway")
-	ours := deploy.StartCollector(t, "gateway", deploy.Example("gateway.yaml"), map[string]string{
+	gw := testbed.AppRoleCredentials(t, v, "otel-gateway")
+	ours := testbed.StartCollector(t, "gateway", testbed.Example("gateway.yaml"), map[string]string{
 		"VAULT_ADDR": v.Addr, "VAULT_ROLE_ID_FILE": gw.RoleIDFile, "VAULT_SECRET_ID_FILE": gw.SecretIDFile,
 		"AGENT_AUDIENCE": audience, "QUEUE_DIR": t.TempDir(),
 		"LIGHTSTEP_ENDPOINT": sink.GRPCAddr, "LIGHTSTEP_INSECURE": "true",
@@ -51,7 +51,7 @@ func TestGatewayThroughput(t *testing.T) {
 	results := map[string]throughput{}
 	for _, run := range []struct {
 		name string
-		gw   *deploy.Collector
+		gw   *testbed.Collector
 	}{{"baseline (no vaultauth, no vaultidentity)", baseline}, {"with vaultauth + vaultidentity", ours}} {
 		results[run.name] = load(t, run.gw, jwt)
 		r := results[run.name]
@@ -71,7 +71,7 @@ type throughput struct {
 
 // load offers throughputRate spans/s to gw for throughputDuration, from
 // throughputSenders OTLP gRPC clients carrying the agent's identity token.
-func load(t *testing.T, gw *deploy.Collector, jwt string) throughput {
+func load(t *testing.T, gw *testbed.Collector, jwt string) throughput {
 	t.Helper()
 	var accepted, refused atomic.Int64
 	cpuBefore := gw.CPUSeconds()

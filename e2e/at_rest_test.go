@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 )
 
 // With include_metadata the receiver copies every request header into the
@@ -20,7 +20,7 @@ import (
 // directory, each a credential whoever reads the disk could replay until it
 // expires. The authenticator takes the credential out of the metadata.
 func TestNoCredentialAtRestInTheQueue(t *testing.T) {
-	d := deploy.Start(t, deploy.Options{GatewayOverlay: deploy.Testdata("overlays/gateway-include-metadata.yaml")})
+	d := testbed.Start(t, testbed.Options{GatewayOverlay: testbed.Testdata("overlays/gateway-include-metadata.yaml")})
 	sendEach(t, d, 5)
 	awaitAll(t, d)
 	d.StandIn.Kill() // Lightstep unreachable: what is sent from now on stays in the queue

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 )
 
 const (
@@ -22,7 +22,7 @@ const (
 )
 
 // sendEach sends n requests from every workload.
-func sendEach(t *testing.T, d *deploy.Deployment, n int) {
+func sendEach(t *testing.T, d *testbed.Deployment, n int) {
 	t.Helper()
 	for _, s := range d.Senders {
 		for range n {
@@ -32,7 +32,7 @@ func sendEach(t *testing.T, d *deploy.Deployment, n int) {
 }
 
 // awaitAll waits until every span any workload sent has reached the sink.
-func awaitAll(t *testing.T, d *deploy.Deployment) int {
+func awaitAll(t *testing.T, d *testbed.Deployment) int {
 	t.Helper()
 	var sent int
 	require.Eventually(t, func() bool {
@@ -48,7 +48,7 @@ func awaitAll(t *testing.T, d *deploy.Deployment) int {
 // in any letter case or nested map, and that the span carries none: the
 // senders wrote vault.entity.id and vault.tenant twice, as VAULT.Tenant and
 // Vault.Entity.Id, as a vault map and inside another map.
-func onlyStamped(t *testing.T, span deploy.Arrived, stamped ...string) {
+func onlyStamped(t *testing.T, span testbed.Arrived, stamped ...string) {
 	t.Helper()
 	require.ElementsMatch(t, stamped, span.Resource.IdentityKeys(), "identity keys on the resource")
 	require.Empty(t, span.Span.IdentityKeys(), "identity keys on the span")
@@ -56,7 +56,7 @@ func onlyStamped(t *testing.T, span deploy.Arrived, stamped ...string) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	e := deploy.Start(t, deploy.Options{})
+	e := testbed.Start(t, testbed.Options{})
 
 	t.Run("every span arrives stamped with its own workload's identity", func(t *testing.T) {
 		sendEach(t, e, 10)
@@ -146,16 +146,16 @@ func TestExampleConfigsValidate(t *testing.T) {
 		"GATEWAY_ENDPOINT": "gateway:4317", "AGENT_AUDIENCE": "aud", "QUEUE_DIR": t.TempDir(),
 	}
 	for _, name := range []string{"agent.yaml", "gateway.yaml", "gateway-multitenant.yaml", "sidecar.yaml"} {
-		out, err := deploy.Validate(deploy.Example(name), env)
+		out, err := testbed.Validate(testbed.Example(name), env)
 		require.NoError(t, err, "%s: %s", name, out)
 	}
-	_, err := deploy.Validate(filepath.Join(deploy.RepoRoot(), "testdata", "lightstep-standin.yaml"), map[string]string{
+	_, err := testbed.Validate(filepath.Join(testbed.RepoRoot(), "testdata", "lightstep-standin.yaml"), map[string]string{
 		"ACCEPTED_TOKENS_FILE": "/t", "SINK_ENDPOINT": "127.0.0.1:1", "HEALTH_ENDPOINT": "127.0.0.1:2", "METRICS_PORT": "3",
 		"OTLP_GRPC_ENDPOINT": "127.0.0.1:4",
 	})
 	require.NoError(t, err)
 	// A broken config is refused, naming the key.
-	out, err := deploy.Validate(deploy.Example("gateway.yaml"), map[string]string{
+	out, err := testbed.Validate(testbed.Example("gateway.yaml"), map[string]string{
 		"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_ROLE_ID_FILE": "/r", "VAULT_SECRET_ID_FILE": "/s",
 		"AGENT_AUDIENCE": "", "QUEUE_DIR": t.TempDir(),
 	})
@@ -168,11 +168,11 @@ func TestExampleConfigsValidate(t *testing.T) {
 func TestMisusedInstanceStopsTheCollector(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, deploy.CollectorBinary(), "--config", "file:"+deploy.Example("gateway.yaml"),
+	cmd := exec.CommandContext(ctx, testbed.CollectorBinary(), "--config", "file:"+testbed.Example("gateway.yaml"),
 		"--set", "receivers::otlp::protocols::grpc::auth::authenticator=vaultauth/lightstep",
-		"--set", "receivers::otlp::protocols::grpc::endpoint="+deploy.FreeAddr(t),
-		"--set", "receivers::otlp::protocols::http::endpoint="+deploy.FreeAddr(t),
-		"--set", "extensions::healthcheckv2::http::endpoint="+deploy.FreeAddr(t),
+		"--set", "receivers::otlp::protocols::grpc::endpoint="+testbed.FreeAddr(t),
+		"--set", "receivers::otlp::protocols::http::endpoint="+testbed.FreeAddr(t),
+		"--set", "extensions::healthcheckv2::http::endpoint="+testbed.FreeAddr(t),
 		"--set", "service::telemetry::metrics::level=none")
 	cmd.Env = []string{"VAULT_ADDR=http://127.0.0.1:1", "VAULT_ROLE_ID_FILE=/r", "VAULT_SECRET_ID_FILE=/s",
 		"AGENT_AUDIENCE=aud", "QUEUE_DIR=" + t.TempDir()}

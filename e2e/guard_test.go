@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 )
 
 // What senders can make a receiver decode. The chart's gateway limit.
@@ -98,7 +98,7 @@ func (rawCodec) Name() string                    { return "proto" }
 // Four decoded at once took the gateway to 1.37 GB before the guard; it
 // must stay under the chart's 1 GiB limit, and keep serving the agents.
 func TestDecodingBombsStayUnderTheGatewaysLimit(t *testing.T) {
-	d := deploy.Start(t, deploy.Options{Workloads: []string{"payments"}})
+	d := testbed.Start(t, testbed.Options{Workloads: []string{"payments"}})
 	jwt := d.Workloads[0].IdentityToken(t, d.Vault)
 	deep := gzipped(t, deepJSON(700_000))
 	wide := gzipped(t, wideJSON(4<<20-1024))
@@ -147,7 +147,7 @@ func TestDecodingBombsStayUnderTheGatewaysLimit(t *testing.T) {
 // gateway refuse whole batches for good: the neighbour lost 2,710 of 2,730
 // spans. vaultidentity refuses it at the agent, to its sender only.
 func TestDepthPoisonerCostsItsNeighboursNothing(t *testing.T) {
-	d := deploy.Start(t, deploy.Options{Workloads: []string{"payments"}})
+	d := testbed.Start(t, testbed.Options{Workloads: []string{"payments"}})
 	agent := d.Agents[0]
 	poison := gzipped(t, deepJSON(50))
 	require.Less(t, len(poison), 1500, "the poison is a small request")

@@ -20,13 +20,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 )
 
 // The image is what deploy/image/Dockerfile says: static binary as the
 // entrypoint, non-root user, the host's CA bundle, the example configs.
 func TestImageContents(t *testing.T) {
-	image := deploy.Image()
+	image := testbed.Image()
 	out, err := exec.Command("docker", "image", "inspect", image).Output()
 	require.NoError(t, err, "image %s: run `make image`", image)
 	var inspect []struct {
@@ -42,7 +42,7 @@ func TestImageContents(t *testing.T) {
 	cfg := inspect[0].Config
 	assert.Equal(t, "65532:65532", cfg.User)
 	assert.Equal(t, []string{"/otelcol-vaultlightstep"}, cfg.Entrypoint)
-	assert.Equal(t, []string{"--config", deploy.ContainerConfig}, cfg.Cmd)
+	assert.Equal(t, []string{"--config", testbed.ContainerConfig}, cfg.Cmd)
 	t.Logf("image %s: %.1f MB", image, float64(inspect[0].Size)/1e6)
 
 	version, err := exec.Command("docker", "run", "--rm", "--network", "none", image, "--version").CombinedOutput()
@@ -71,17 +71,17 @@ func TestImageContents(t *testing.T) {
 	assert.Equal(t, string(host), file("/etc/ssl/certs/ca-certificates.crt"), "the CA bundle is not the host's")
 	assert.Contains(t, file("/etc/passwd"), ":x:65532:65532:")
 	assert.Contains(t, file("/etc/group"), ":x:65532:")
-	gateway, err := os.ReadFile(deploy.Example("gateway.yaml"))
+	gateway, err := os.ReadFile(testbed.Example("gateway.yaml"))
 	require.NoError(t, err)
 	assert.Equal(t, string(gateway), file("/etc/otelcol-vaultlightstep/gateway.yaml"))
 }
 
 // The image runs as the shipped deployment's gateway: examples/gateway.yaml
-// mounted, with the environment deploy.Start gives the gateway, against a
+// mounted, with the environment testbed.Start gives the gateway, against a
 // real Vault dev server, the Lightstep stand-in and agents on loopback.
 func TestImageAsGateway(t *testing.T) {
 	started := time.Now()
-	e, gw := deploy.StartWithGatewayImage(t, deploy.Image(), deploy.Options{})
+	e, gw := testbed.StartWithGatewayImage(t, testbed.Image(), testbed.Options{})
 	t.Logf("deployment with the gateway in container %s up in %s", gw.ContainerName, time.Since(started).Round(time.Millisecond))
 
 	uid, gid, err := gw.ProcessIDs()

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 )
 
 // Availability isolation (issue 19): nothing about one tenant (a missing,
@@ -30,7 +30,7 @@ var allTeams = []string{"team-a", "team-b", "team-c"}
 
 // loadFor sends from every workload, each request retried until its agent
 // takes it, until stopped or limit passes (bounded in count too).
-func loadFor(t *testing.T, d *deploy.Deployment, limit time.Duration) (stop func()) {
+func loadFor(t *testing.T, d *testbed.Deployment, limit time.Duration) (stop func()) {
 	t.Helper()
 	var halt atomic.Bool
 	var wg sync.WaitGroup
@@ -51,7 +51,7 @@ func loadFor(t *testing.T, d *deploy.Deployment, limit time.Duration) (stop func
 
 // landedPerWindow counts the spans that land in the teams' projects in
 // each of n windows.
-func landedPerWindow(d *deploy.Deployment, n int, teams ...string) []int {
+func landedPerWindow(d *testbed.Deployment, n int, teams ...string) []int {
 	count := func() int {
 		total := 0
 		for _, team := range teams {
@@ -77,14 +77,14 @@ func median(xs []int) int {
 // isolated is one isolation run: the deployment with three teams under
 // load, and team a's and b's rate before the fault.
 type isolated struct {
-	d       *deploy.Deployment
+	d       *testbed.Deployment
 	stop    func()
 	control []int
 }
 
 func startIsolated(t *testing.T, limit time.Duration) *isolated {
 	t.Helper()
-	d := deploy.Start(t, deploy.Options{Teams: teams(true)})
+	d := testbed.Start(t, testbed.Options{Teams: teams(true)})
 	stop := loadFor(t, d, limit)
 	require.Eventually(t, func() bool { return d.Projects.Count() > 1000 }, eventually, poll)
 	return &isolated{d: d, stop: stop, control: landedPerWindow(d, 3, "team-a", "team-b")}
@@ -127,9 +127,9 @@ func (r *isolated) finish(t *testing.T) (checked, dups int) {
 // its token, or an admin deletes its secret (offboarding), then a routine
 // restart: team c's exports wait in its park; teams a and b flow.
 func TestIsolationTokenGoneWithBacklogAndRestart(t *testing.T) {
-	for name, fault := range map[string]func(d *deploy.Deployment){
-		"empty token":    func(d *deploy.Deployment) { d.TeamWrite["team-c"]("") },
-		"secret deleted": func(d *deploy.Deployment) { d.Vault.Delete(t, "secret/metadata/lightstep/teams/team-c") },
+	for name, fault := range map[string]func(d *testbed.Deployment){
+		"empty token":    func(d *testbed.Deployment) { d.TeamWrite["team-c"]("") },
+		"secret deleted": func(d *testbed.Deployment) { d.Vault.Delete(t, "secret/metadata/lightstep/teams/team-c") },
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := startIsolated(t, 3*time.Minute)

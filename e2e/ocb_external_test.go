@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -28,7 +28,7 @@ func ocbBinary(t *testing.T) string {
 	t.Helper()
 	path := os.Getenv("OCB_BIN")
 	if path == "" {
-		out, err := exec.Command(filepath.Join(deploy.RepoRoot(), "scripts", "cache-dir.sh")).Output()
+		out, err := exec.Command(filepath.Join(testbed.RepoRoot(), "scripts", "cache-dir.sh")).Output()
 		require.NoError(t, err)
 		path = filepath.Join(strings.TrimSpace(string(out)), "ocb-0.165.0", "builder")
 	}
@@ -42,11 +42,11 @@ func ocbBinary(t *testing.T) string {
 // Collector's own components, and they work in it.
 func TestComponentsInAUsersOCBBuild(t *testing.T) {
 	dir := t.TempDir()
-	tmpl, err := template.ParseFiles(deploy.Testdata("ocb-external/builder-config.yaml"))
+	tmpl, err := template.ParseFiles(testbed.Testdata("ocb-external/builder-config.yaml"))
 	require.NoError(t, err)
 	config, err := os.Create(filepath.Join(dir, "builder-config.yaml"))
 	require.NoError(t, err)
-	require.NoError(t, tmpl.Execute(config, map[string]string{"Checkout": deploy.RepoRoot()}))
+	require.NoError(t, tmpl.Execute(config, map[string]string{"Checkout": testbed.RepoRoot()}))
 	require.NoError(t, config.Close())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -73,7 +73,7 @@ func TestComponentsInAUsersOCBBuild(t *testing.T) {
 				replacedBy = d.Replace.Path
 			}
 		}
-		assert.Equal(t, deploy.RepoRoot(), replacedBy, "%s, replaced by this checkout, is not among its dependencies", ourModule)
+		assert.Equal(t, testbed.RepoRoot(), replacedBy, "%s, replaced by this checkout, is not among its dependencies", ourModule)
 	})
 
 	t.Run("it lists both components", func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestComponentsInAUsersOCBBuild(t *testing.T) {
 		assert.Contains(t, components.Processors, component{"vaultidentity", ourModule + " v0.0.0"})
 	})
 
-	config2 := deploy.Testdata("ocb-external/collector.yaml")
+	config2 := testbed.Testdata("ocb-external/collector.yaml")
 	t.Run("validate accepts its config and refuses a broken one", func(t *testing.T) {
 		env := []string{"VAULT_ADDR=http://127.0.0.1:8200", "VAULT_ROLE_ID_FILE=/vault/role-id", "VAULT_SECRET_ID_FILE=/vault/secret-id",
 			"EXPORT_ENDPOINT=127.0.0.1:4317", "OTLP_GRPC_ENDPOINT=127.0.0.1:4317", "HEALTH_ENDPOINT=127.0.0.1:13133", "METRICS_PORT=8888"}
@@ -104,17 +104,17 @@ func TestComponentsInAUsersOCBBuild(t *testing.T) {
 
 	t.Run("as an agent it stamps its Vault identity and sends with its identity token", func(t *testing.T) {
 		v := vaulttest.Start(t)
-		deploy.ConfigureVault(t, v, v.Addr)
-		w := deploy.NewWorkload(t, v, "external")
-		sink := deploy.StartSink(t)
+		testbed.ConfigureVault(t, v, v.Addr)
+		w := testbed.NewWorkload(t, v, "external")
+		sink := testbed.StartSink(t)
 		t.Setenv("COLLECTOR_BIN", bin)
-		agent := deploy.StartCollector(t, "external-agent", config2, map[string]string{
+		agent := testbed.StartCollector(t, "external-agent", config2, map[string]string{
 			"VAULT_ADDR":           v.Addr,
 			"VAULT_ROLE_ID_FILE":   w.RoleIDFile,
 			"VAULT_SECRET_ID_FILE": w.SecretIDFile,
 			"EXPORT_ENDPOINT":      sink.GRPCAddr,
 		})
-		sender := deploy.NewSender(t, w.Name, 0, agent.OTLPGRPC)
+		sender := testbed.NewSender(t, w.Name, 0, agent.OTLPGRPC)
 		require.True(t, sender.Send(batch), "the agent refused spans")
 		require.Eventually(t, func() bool { return len(sink.Missing(sender.Sent())) == 0 }, eventually, poll,
 			"spans did not arrive; agent log:\n%s", agent.LogTail(30))

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -24,20 +24,20 @@ func TestVaultDownAtStart(t *testing.T) {
 	const outage = 30 * time.Second
 	v := vaulttest.Start(t)
 	proxy := vaulttest.NewProxy(t, v.HostPort())
-	deploy.ConfigureVault(t, v, proxy.Addr)
-	deploy.TokenWriter(t, v)("ls-token-v1")
-	sink := deploy.StartSink(t)
-	standIn := deploy.StartStandIn(t, sink, "ls-token-v1")
-	creds := deploy.AppRoleCredentials(t, v, "otel-sidecar")
+	testbed.ConfigureVault(t, v, proxy.Addr)
+	testbed.TokenWriter(t, v)("ls-token-v1")
+	sink := testbed.StartSink(t)
+	standIn := testbed.StartStandIn(t, sink, "ls-token-v1")
+	creds := testbed.AppRoleCredentials(t, v, "otel-sidecar")
 
 	proxy.SetDown(true)
 	down := time.Now()
 	// StartCollector waits for the health endpoint: the collector starts without Vault.
-	sidecar := deploy.StartCollector(t, "sidecar", deploy.Example("sidecar.yaml"), map[string]string{
+	sidecar := testbed.StartCollector(t, "sidecar", testbed.Example("sidecar.yaml"), map[string]string{
 		"VAULT_ADDR": proxy.Addr, "VAULT_ROLE_ID_FILE": creds.RoleIDFile, "VAULT_SECRET_ID_FILE": creds.SecretIDFile,
 		"LIGHTSTEP_ENDPOINT": standIn.OTLPGRPC, "LIGHTSTEP_INSECURE": "true",
 	})
-	sender := deploy.NewSender(t, "payments", 0, sidecar.OTLPGRPC)
+	sender := testbed.NewSender(t, "payments", 0, sidecar.OTLPGRPC)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // the workload keeps sending; each request retries until taken
@@ -70,7 +70,7 @@ func TestVaultDownAtStart(t *testing.T) {
 // The gateway killed (SIGKILL) while spans flow, and restarted: its
 // persistent queue and the agents' retries deliver everything.
 func TestGatewayKilledMidRun(t *testing.T) {
-	e := deploy.Start(t, deploy.Options{})
+	e := testbed.Start(t, testbed.Options{})
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	t.Cleanup(func() { stop.Store(true); wg.Wait() })
@@ -104,7 +104,7 @@ func TestGatewayKilledMidRun(t *testing.T) {
 // loses Vault: no Lightstep token, Vault token, AppRole credential or
 // identity JWT appears in any collector's output, internal metrics or zpages.
 func TestNoSecretsInCollectorOutput(t *testing.T) {
-	e := deploy.Start(t, deploy.Options{GatewayOverlay: deploy.Testdata("overlays/debug-gateway.yaml"), AgentOverlay: deploy.Testdata("overlays/debug-agent.yaml")})
+	e := testbed.Start(t, testbed.Options{GatewayOverlay: testbed.Testdata("overlays/debug-gateway.yaml"), AgentOverlay: testbed.Testdata("overlays/debug-agent.yaml")})
 	sendEach(t, e, 5)
 	e.StandIn.Accept("ls-token-v1", "ls-token-v2")
 	e.Rotate("ls-token-v2")
@@ -122,11 +122,11 @@ func TestNoSecretsInCollectorOutput(t *testing.T) {
 	}
 	for _, w := range e.Workloads {
 		secrets[w.Name+" role id"] = w.RoleID
-		secrets[w.Name+" secret id"] = deploy.ReadFile(t, w.SecretIDFile)
+		secrets[w.Name+" secret id"] = testbed.ReadFile(t, w.SecretIDFile)
 	}
 	var collected strings.Builder
 	var debugLines int
-	for _, c := range append([]*deploy.Collector{e.Gateway, e.StandIn.Collector}, e.Agents...) {
+	for _, c := range append([]*testbed.Collector{e.Gateway, e.StandIn.Collector}, e.Agents...) {
 		logs := c.Logs()
 		debugLines += strings.Count(logs, "\tdebug\t")
 		collected.WriteString(logs)
@@ -148,7 +148,7 @@ func TestNoSecretsInCollectorOutput(t *testing.T) {
 // print-config shows secrets in the config as [REDACTED].
 func TestPrintConfigRedactsSecrets(t *testing.T) {
 	const secret = "hvs.printed-config-secret"
-	cmd := exec.Command(deploy.CollectorBinary(), "print-config", "--config", "file:"+deploy.Example("gateway.yaml"),
+	cmd := exec.Command(testbed.CollectorBinary(), "print-config", "--config", "file:"+testbed.Example("gateway.yaml"),
 		"--set", "extensions::vaultauth/lightstep::auth::secret_id="+secret,
 		"--set", "extensions::vaultauth/lightstep::auth::secret_id_file=",
 		"--set", "extensions::vaultauth/agents::auth::token="+secret)
@@ -169,13 +169,13 @@ func TestHealthFollowsTheCredential(t *testing.T) {
 	const ttl = 4 * time.Second
 	v := vaulttest.Start(t)
 	proxy := vaulttest.NewProxy(t, v.HostPort())
-	deploy.ConfigureVault(t, v, proxy.Addr)
+	testbed.ConfigureVault(t, v, proxy.Addr)
 	v.Write(t, "identity/oidc/role/otel-agent", map[string]any{"key": "otel", "ttl": ttl.String(),
 		"template": `{"entity_name": {{identity.entity.name}}}`})
-	w := deploy.NewWorkload(t, v, "payments")
-	agent := deploy.StartCollector(t, "agent", deploy.Example("agent.yaml"), map[string]string{
+	w := testbed.NewWorkload(t, v, "payments")
+	agent := testbed.StartCollector(t, "agent", testbed.Example("agent.yaml"), map[string]string{
 		"VAULT_ADDR": proxy.Addr, "VAULT_ROLE_ID_FILE": w.RoleIDFile, "VAULT_SECRET_ID_FILE": w.SecretIDFile,
-		"GATEWAY_ENDPOINT": deploy.FreeAddr(t), "GATEWAY_INSECURE": "true", "HEALTH_RECOVERY_DURATION": ttl.String(),
+		"GATEWAY_ENDPOINT": testbed.FreeAddr(t), "GATEWAY_INSECURE": "true", "HEALTH_RECOVERY_DURATION": ttl.String(),
 	})
 	available := func() float64 { n, _ := agent.Metric("otelcol_vaultauth_credential_available"); return n }
 	require.Eventually(t, func() bool { return available() == 1 }, eventually, poll)

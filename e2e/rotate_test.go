@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -30,7 +30,7 @@ func buildRotateCommand(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "vaultlightstep")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/vaultlightstep")
-	cmd.Dir = deploy.RepoRoot()
+	cmd.Dir = testbed.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the rotation command does not build (go build ./cmd/vaultlightstep): %v\n%s", err, out)
 	}
@@ -120,11 +120,11 @@ func rotWrittenVersion(t *testing.T, r rotRun) (int, time.Time) {
 	return v, l.at
 }
 
-func rotMetricsURL(gw *deploy.Collector) string {
+func rotMetricsURL(gw *testbed.Collector) string {
 	return fmt.Sprintf("http://127.0.0.1:%d/metrics", gw.MetricsPort)
 }
 
-func rotGatewayVersion(gw *deploy.Collector) float64 {
+func rotGatewayVersion(gw *testbed.Collector) float64 {
 	v, _ := gw.MetricWhere("otelcol_vaultauth_secret_version", `extension="vaultauth/lightstep"`)
 	return v
 }
@@ -133,7 +133,7 @@ func rotGatewayVersion(gw *deploy.Collector) float64 {
 // the AppRole role of whoever rotates the token.
 func rotWriterArgs(t *testing.T, v *vaulttest.Server) []string {
 	t.Helper()
-	w := deploy.AppRoleCredentials(t, v, "lightstep-token-writer")
+	w := testbed.AppRoleCredentials(t, v, "lightstep-token-writer")
 	return []string{"--approle-role-id-file", w.RoleIDFile, "--approle-secret-id-file", w.SecretIDFile}
 }
 
@@ -148,7 +148,7 @@ func rotTokenFile(t *testing.T, token string) string {
 // the old token can go only once all three send the new one, and
 // withdrawing the old token then loses nothing.
 func TestRotateCommandAcrossGateways(t *testing.T) {
-	d := deploy.Start(t, deploy.Options{Gateways: 3, Workloads: []string{"a", "b", "c", "d"}, RefreshInterval: "2s"})
+	d := testbed.Start(t, testbed.Options{Gateways: 3, Workloads: []string{"a", "b", "c", "d"}, RefreshInterval: "2s"})
 	login := rotWriterArgs(t, d.Vault)
 	bin := buildRotateCommand(t)
 
@@ -231,11 +231,11 @@ func TestRotateCommandAcrossGateways(t *testing.T) {
 // not say the old token can go, and must name that gateway.
 func TestRotateCommandGatewayCutFromVault(t *testing.T) {
 	bin := buildRotateCommand(t)
-	d := deploy.Start(t, deploy.Options{Gateways: 2, Workloads: []string{"a"}})
+	d := testbed.Start(t, testbed.Options{Gateways: 2, Workloads: []string{"a"}})
 	// The third gateway reaches Vault through a proxy of its own.
-	creds := deploy.AppRoleCredentials(t, d.Vault, "otel-gateway")
+	creds := testbed.AppRoleCredentials(t, d.Vault, "otel-gateway")
 	proxy := vaulttest.NewProxy(t, d.Vault.HostPort())
-	cut := deploy.StartCollector(t, "gateway-2", deploy.Example("gateway.yaml"), map[string]string{
+	cut := testbed.StartCollector(t, "gateway-2", testbed.Example("gateway.yaml"), map[string]string{
 		"VAULT_ADDR":                 proxy.Addr,
 		"VAULT_ISSUER":               d.Proxy.Addr + "/v1/identity/oidc", // the issuer Vault names
 		"VAULT_ROLE_ID_FILE":         creds.RoleIDFile,
@@ -246,7 +246,7 @@ func TestRotateCommandGatewayCutFromVault(t *testing.T) {
 		"LIGHTSTEP_INSECURE":         "true",
 		"LIGHTSTEP_REFRESH_INTERVAL": "500ms",
 	})
-	gateways := append(append([]*deploy.Collector(nil), d.Gateways...), cut)
+	gateways := append(append([]*testbed.Collector(nil), d.Gateways...), cut)
 	var urls []string
 	for _, gw := range gateways {
 		require.Eventually(t, func() bool { return rotGatewayVersion(gw) == 1 }, eventually, poll,

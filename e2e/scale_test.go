@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 )
 
 // The gateway tier scaled out: three gateway processes behind a load
@@ -16,7 +16,7 @@ import (
 // contrib loadbalancing exporter is not served by the module proxy at
 // v0.165.x), four agents sending to it, one Vault.
 func TestScaleOut(t *testing.T) {
-	d := deploy.Start(t, deploy.Options{Gateways: 3, Balanced: true, Workloads: []string{"w1", "w2", "w3", "w4"}})
+	d := testbed.Start(t, testbed.Options{Gateways: 3, Balanced: true, Workloads: []string{"w1", "w2", "w3", "w4"}})
 	const window = 5 * time.Second
 
 	// Vault calls over the same window at two request rates, 10x apart.
@@ -81,7 +81,7 @@ func TestScaleOut(t *testing.T) {
 }
 
 // sentCounts is how many spans each sender has had accepted so far.
-func sentCounts(d *deploy.Deployment) []int {
+func sentCounts(d *testbed.Deployment) []int {
 	out := make([]int, len(d.Senders))
 	for i, s := range d.Senders {
 		out[i] = len(s.Sent())
@@ -91,7 +91,7 @@ func sentCounts(d *deploy.Deployment) []int {
 
 // sendFor sends perSecond requests of 10 spans per second from every
 // workload for d.
-func sendFor(d *deploy.Deployment, dur time.Duration, perSecond int) {
+func sendFor(d *testbed.Deployment, dur time.Duration, perSecond int) {
 	var wg sync.WaitGroup
 	for _, s := range d.Senders {
 		wg.Add(1)

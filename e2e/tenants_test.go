@@ -12,19 +12,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 )
 
 // One gateway (examples/gateway-multitenant.yaml), three teams with two
 // workloads each, a Lightstep stand-in with one project per team accepting
 // only its own token: every span must land in its own team's project, only.
 
-func teams(withTokenC bool) []deploy.Team {
-	c := deploy.Team{Name: "team-c", Workloads: []string{"c1", "c2"}}
+func teams(withTokenC bool) []testbed.Team {
+	c := testbed.Team{Name: "team-c", Workloads: []string{"c1", "c2"}}
 	if withTokenC {
 		c.Token = "ls-c-v1"
 	}
-	return []deploy.Team{
+	return []testbed.Team{
 		{Name: "team-a", Workloads: []string{"a1", "a2"}, Token: "ls-a-v1"},
 		{Name: "team-b", Workloads: []string{"b1", "b2"}, Token: "ls-b-v1"},
 		c,
@@ -33,11 +33,11 @@ func teams(withTokenC bool) []deploy.Team {
 
 // forgedTenantHeaders makes every agent send headers naming another tenant,
 // as a compromised agent could: they must change nothing.
-var forgedTenantHeaders = deploy.Testdata("overlays/agent-forged-tenant.yaml")
+var forgedTenantHeaders = testbed.Testdata("overlays/agent-forged-tenant.yaml")
 
 // load sends from every workload until stopped (bounded), each request
 // retried by the workload's exporter until its agent takes it.
-func load(t *testing.T, d *deploy.Deployment) (stop func()) {
+func load(t *testing.T, d *testbed.Deployment) (stop func()) {
 	t.Helper()
 	var halt atomic.Bool
 	var wg sync.WaitGroup
@@ -60,7 +60,7 @@ func load(t *testing.T, d *deploy.Deployment) (stop func()) {
 // isolation checks every span sent by the workloads of the listed teams:
 // it landed exactly once, in its own team's project, stamped with its own
 // team. It returns how many it checked.
-func isolation(t *testing.T, d *deploy.Deployment, teams ...string) int {
+func isolation(t *testing.T, d *testbed.Deployment, teams ...string) int {
 	t.Helper()
 	checked, dups := isolationAllowingRedelivery(t, d, teams...)
 	require.Zero(t, dups, "spans delivered more than once")
@@ -71,7 +71,7 @@ func isolation(t *testing.T, d *deploy.Deployment, teams ...string) int {
 // once (a persistent queue redelivers the batch a SIGKILL interrupted
 // between its export and the queue's record of it), but only ever in its
 // own team's project. It returns the spans checked and the extra deliveries.
-func isolationAllowingRedelivery(t *testing.T, d *deploy.Deployment, teams ...string) (checked, dups int) {
+func isolationAllowingRedelivery(t *testing.T, d *testbed.Deployment, teams ...string) (checked, dups int) {
 	t.Helper()
 	for i, s := range d.Senders {
 		team := d.TeamOf[i]
@@ -106,7 +106,7 @@ func contains(list []string, s string) bool {
 }
 
 // awaitTeams waits until every span the teams' workloads sent has landed.
-func awaitTeams(t *testing.T, d *deploy.Deployment, teams ...string) {
+func awaitTeams(t *testing.T, d *testbed.Deployment, teams ...string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		for i, s := range d.Senders {
@@ -124,7 +124,7 @@ func awaitTeams(t *testing.T, d *deploy.Deployment, teams ...string) {
 }
 
 func TestTenantsEndToEnd(t *testing.T) {
-	d := deploy.Start(t, deploy.Options{Teams: teams(false), AgentOverlay: forgedTenantHeaders})
+	d := testbed.Start(t, testbed.Options{Teams: teams(false), AgentOverlay: forgedTenantHeaders})
 	stop := load(t, d)
 
 	// Teams a and b flow; team c, without a token, is held at its agents
@@ -189,7 +189,7 @@ func TestTenantsEndToEnd(t *testing.T) {
 }
 
 func TestTenantsGatewayKilledMidRun(t *testing.T) {
-	d := deploy.Start(t, deploy.Options{Teams: teams(true)})
+	d := testbed.Start(t, testbed.Options{Teams: teams(true)})
 	stop := load(t, d)
 	require.Eventually(t, func() bool { return d.Projects.Count() > 300 }, eventually, poll)
 	d.Gateway.Kill()
@@ -206,10 +206,10 @@ func TestTenantsGatewayKilledMidRun(t *testing.T) {
 
 func TestTenantRotationUnderLoad(t *testing.T) {
 	bin := buildRotateCommand(t)
-	d := deploy.Start(t, deploy.Options{Teams: teams(true)})
+	d := testbed.Start(t, testbed.Options{Teams: teams(true)})
 	// team-a's writer: an entity with metadata team=team-a under the
 	// templated lightstep-team-writer policy.
-	w := deploy.AppRoleCredentials(t, d.Vault, "lightstep-writer-team-a")
+	w := testbed.AppRoleCredentials(t, d.Vault, "lightstep-writer-team-a")
 	login := []string{"--approle-role-id-file", w.RoleIDFile, "--approle-secret-id-file", w.SecretIDFile}
 	rotate := func(tenant, token string) rotRun {
 		return runRotCommand(t, bin, map[string]string{"VAULT_ADDR": d.Vault.Addr}, nil, append([]string{"rotate",
@@ -261,11 +261,11 @@ func TestTenantRotationUnderLoad(t *testing.T) {
 func TestTenantBatchingWithoutPartitionStopsTheGateway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, deploy.CollectorBinary(), "--config", "file:"+deploy.Example("gateway-multitenant.yaml"),
+	cmd := exec.CommandContext(ctx, testbed.CollectorBinary(), "--config", "file:"+testbed.Example("gateway-multitenant.yaml"),
 		"--set", "exporters::otlp_grpc/lightstep::sending_queue::batch::partition::metadata_keys=[]",
-		"--set", "receivers::otlp::protocols::grpc::endpoint="+deploy.FreeAddr(t),
-		"--set", "receivers::otlp::protocols::http::endpoint="+deploy.FreeAddr(t),
-		"--set", "extensions::healthcheckv2::http::endpoint="+deploy.FreeAddr(t),
+		"--set", "receivers::otlp::protocols::grpc::endpoint="+testbed.FreeAddr(t),
+		"--set", "receivers::otlp::protocols::http::endpoint="+testbed.FreeAddr(t),
+		"--set", "extensions::healthcheckv2::http::endpoint="+testbed.FreeAddr(t),
 		"--set", "service::telemetry::metrics::level=none")
 	cmd.Env = []string{"VAULT_ADDR=http://127.0.0.1:1", "VAULT_ROLE_ID_FILE=/r", "VAULT_SECRET_ID_FILE=/s",
 		"AGENT_AUDIENCE=aud", "QUEUE_DIR=" + t.TempDir()}

@@ -12,7 +12,7 @@ benchstat=${BENCHSTAT:?}
 echo "==> side by side with contrib (bench/), -count $count"
 (cd bench && go test -run '^$' -bench . -benchmem -count "$count" -timeout 30m ./...) | tee "$out/side-by-side.txt" | grep -E '^Benchmark' || true
 echo "==> ours in parallel while the value rotates every millisecond (extension/vaultauthextension)"
-go test -run '^$' -bench 'Parallel' -benchmem -count "$count" ./extension/vaultauthextension/ | tee "$out/rotation-parallel.txt" | grep -E '^Benchmark' || true
+go test -run '^$' -bench 'Parallel' -benchmem -count "$count" ./extension/vaultauthextension/... | tee "$out/rotation-parallel.txt" | grep -E '^Benchmark' || true
 
 echo
 echo "==> benchstat: ours against contrib (columns by impl)"

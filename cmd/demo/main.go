@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -34,7 +34,7 @@ func run(r *runner) {
 	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
 	step("starting Vault %s (dev server on 127.0.0.1), the Lightstep stand-in, a gateway and one agent per workload", vaulttest.Version)
-	d := deploy.Start(r, deploy.Options{FirstToken: "ls-demo-token-v1", RefreshInterval: "2s"})
+	d := testbed.Start(r, testbed.Options{FirstToken: "ls-demo-token-v1", RefreshInterval: "2s"})
 	step("Vault configured from examples/vault: AppRole roles, least-privilege policies, identity token role otel-agent")
 	step("Lightstep access token v1 stored in KV v2 at secret/lightstep/prod (as lightstep-token-writer)")
 	step("Lightstep stand-in on %s (accepts: v1); gateway (examples/gateway.yaml) on %s", d.StandIn.OTLPGRPC, d.Gateway.OTLPGRPC)
@@ -96,7 +96,7 @@ func run(r *runner) {
 // team's project only.
 func teams(r *runner, step func(string, ...any)) {
 	step("one gateway, many teams (examples/gateway-multitenant.yaml): teams payments and checkout, one Lightstep project each")
-	d := deploy.Start(r, deploy.Options{Teams: []deploy.Team{
+	d := testbed.Start(r, testbed.Options{Teams: []testbed.Team{
 		{Name: "payments", Workloads: []string{"payments-api"}, Token: "ls-payments-v1"},
 		{Name: "checkout", Workloads: []string{"checkout-web"}, Token: "ls-checkout-v1"},
 	}})
@@ -128,7 +128,7 @@ func teams(r *runner, step func(string, ...any)) {
 	fmt.Println()
 }
 
-func summary(d *deploy.Deployment, sent, lost int, took time.Duration) {
+func summary(d *testbed.Deployment, sent, lost int, took time.Duration) {
 	fmt.Println()
 	fmt.Println("Summary")
 	fmt.Println("-------")
@@ -149,10 +149,10 @@ func summary(d *deploy.Deployment, sent, lost int, took time.Duration) {
 	}
 	if ids := d.Senders[0].Sent(); len(ids) > 0 {
 		span, _ := d.Sink.Span(ids[len(ids)-1])
-		attrs := append(deploy.Attributes(nil), span.Resource...)
+		attrs := append(testbed.Attributes(nil), span.Resource...)
 		sort.SliceStable(attrs, func(i, j int) bool { return attrs[i].Key < attrs[j].Key })
 		fmt.Printf("\nresource attributes of one span from %q as it arrived\n", d.Workloads[0].Name)
-		fmt.Printf("(the workload sent vault.entity.id=%q; the agent and the gateway replaced it):\n", deploy.ForgedEntity)
+		fmt.Printf("(the workload sent vault.entity.id=%q; the agent and the gateway replaced it):\n", testbed.ForgedEntity)
 		for _, kv := range attrs {
 			fmt.Printf("  %-18s %s\n", kv.Key, kv.Value)
 		}

@@ -72,7 +72,7 @@ func TestParseRotate(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		c, err := testApp(env, "", nil).parseRotate(base)
 		require.NoError(t, err)
-		assert.Equal(t, kvPath{data: "secret/data/lightstep/prod", metadata: "secret/metadata/lightstep/prod"}, c.path)
+		assert.Equal(t, vaultclient.KVPath{Data: "secret/data/lightstep/prod", Metadata: "secret/metadata/lightstep/prod"}, c.path)
 		assert.Equal(t, "access_token", c.key)
 		assert.Equal(t, -1, c.expectVersion)
 		assert.Equal(t, "http://vault:8200", c.vault.Address)
@@ -93,7 +93,7 @@ func TestParseRotate(t *testing.T) {
 			"--timeout", "30s", "--interval", "500ms",
 		})
 		require.NoError(t, err)
-		assert.Equal(t, kvPath{data: "kv/team/data/lightstep/team-a", metadata: "kv/team/metadata/lightstep/team-a"}, c.path)
+		assert.Equal(t, vaultclient.KVPath{Data: "kv/team/data/lightstep/team-a", Metadata: "kv/team/metadata/lightstep/team-a"}, c.path)
 		assert.Equal(t, 0, c.expectVersion)
 		assert.Equal(t, "token", c.key)
 		assert.Equal(t, vaultclient.MethodAppRole, c.auth.Method)

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -20,7 +20,7 @@ import (
 // version 1 of secret/lightstep/prod holding the token and another key.
 type rotateVault struct {
 	*vaulttest.Server
-	writer deploy.Credentials // AppRole lightstep-token-writer, the shipped policy
+	writer testbed.Credentials // AppRole lightstep-token-writer, the shipped policy
 }
 
 const oldToken = "ls-old-token-1f0c"
@@ -28,9 +28,9 @@ const oldToken = "ls-old-token-1f0c"
 func startRotateVault(t *testing.T) *rotateVault {
 	t.Helper()
 	v := vaulttest.Start(t)
-	deploy.ConfigureVault(t, v, v.Addr)
+	testbed.ConfigureVault(t, v, v.Addr)
 	require.Equal(t, 1, v.PutKV2(t, "lightstep/prod", map[string]any{"access_token": oldToken, "region": "eu"}))
-	return &rotateVault{Server: v, writer: deploy.AppRoleCredentials(t, v, "lightstep-token-writer")}
+	return &rotateVault{Server: v, writer: testbed.AppRoleCredentials(t, v, "lightstep-token-writer")}
 }
 
 // tokenWith returns a file holding a new token with only these policies.

@@ -11,24 +11,9 @@ import (
 	"strings"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
-
-// kvPath is a KV v2 secret: its raw API data path (secret/data/lightstep/prod)
-// and the matching metadata path.
-type kvPath struct {
-	data, metadata string
-}
-
-// parseKVPath splits a KV v2 data path at its first /data/ segment (the
-// mount is what comes before it).
-func parseKVPath(p string) (kvPath, error) {
-	p = strings.Trim(p, "/")
-	mount, rest, ok := strings.Cut(p, "/data/")
-	if !ok || mount == "" || strings.Trim(rest, "/") == "" {
-		return kvPath{}, fmt.Errorf("--path %s: want a KV v2 data path, <mount>/data/<secret> (e.g. secret/data/lightstep/prod)", p)
-	}
-	return kvPath{data: p, metadata: mount + "/metadata/" + rest}, nil
-}
 
 // errConflict is a refusal that wrote nothing: the secret is not at the
 // version the rotation was meant for.
@@ -60,19 +45,6 @@ func statusOf(err error) int {
 	return 0
 }
 
-// currentVersion reads the secret's current_version from its metadata; 0
-// when the secret does not exist yet.
-func currentVersion(ctx context.Context, c *api.Client, p kvPath) (int, error) {
-	sec, err := c.Logical().ReadWithContext(ctx, p.metadata)
-	if err != nil {
-		return 0, vaultError("read", p.metadata, err)
-	}
-	if sec == nil || sec.Data == nil {
-		return 0, nil
-	}
-	return intOf(sec.Data["current_version"])
-}
-
 func intOf(v any) (int, error) {
 	switch n := v.(type) {
 	case json.Number:
@@ -97,8 +69,8 @@ const (
 
 // chooseMode asks Vault what this token may do on the data path: patch
 // (Vault keeps the other keys), read (we keep them), or neither.
-func chooseMode(ctx context.Context, c *api.Client, p kvPath) writeMode {
-	caps, err := c.Sys().CapabilitiesSelfWithContext(ctx, p.data)
+func chooseMode(ctx context.Context, c *api.Client, p vaultclient.KVPath) writeMode {
+	caps, err := c.Sys().CapabilitiesSelfWithContext(ctx, p.Data)
 	if err != nil {
 		return writeMerged // unknown: try to read, and fall back if refused
 	}
@@ -116,7 +88,7 @@ func chooseMode(ctx context.Context, c *api.Client, p kvPath) writeMode {
 // version; errConflict (wrapped) when another write came first. note is
 // told what could not be kept, if anything. The token is never part of an
 // error.
-func writeVersion(ctx context.Context, c *api.Client, p kvPath, key, token string, current int, note func(string)) (int, error) {
+func writeVersion(ctx context.Context, c *api.Client, p vaultclient.KVPath, key, token string, current int, note func(string)) (int, error) {
 	mode := writeKeyOnly
 	if current > 0 {
 		mode = chooseMode(ctx, c, p)
@@ -128,44 +100,44 @@ func writeVersion(ctx context.Context, c *api.Client, p kvPath, key, token strin
 	)
 	switch mode {
 	case writePatch:
-		sec, err = c.Logical().JSONMergePatch(ctx, p.data, map[string]any{"options": options, "data": map[string]any{key: token}})
+		sec, err = c.Logical().JSONMergePatch(ctx, p.Data, map[string]any{"options": options, "data": map[string]any{key: token}})
 	case writeMerged:
 		data := map[string]any{}
-		old, rerr := c.Logical().ReadWithDataWithContext(ctx, p.data, map[string][]string{"version": {strconv.Itoa(current)}})
+		old, rerr := c.Logical().ReadWithDataWithContext(ctx, p.Data, map[string][]string{"version": {strconv.Itoa(current)}})
 		switch {
 		case rerr != nil && statusOf(rerr) == http.StatusForbidden:
 			note(fmt.Sprintf("cannot read %s (permission denied): writing %s only; other keys of version %d, if any, are not carried over (grant read or patch on %s to keep them)",
-				p.data, key, current, p.data))
+				p.Data, key, current, p.Data))
 		case rerr != nil:
-			return 0, vaultError("read", p.data, rerr)
+			return 0, vaultError("read", p.Data, rerr)
 		case old != nil && old.Data != nil:
 			if m, ok := old.Data["data"].(map[string]any); ok {
 				data = m
 			}
 		}
 		data[key] = token
-		sec, err = c.Logical().WriteWithContext(ctx, p.data, map[string]any{"options": options, "data": data})
+		sec, err = c.Logical().WriteWithContext(ctx, p.Data, map[string]any{"options": options, "data": data})
 	default:
 		if current > 0 {
 			note(fmt.Sprintf("this login may neither read nor patch %s: writing %s only; other keys of version %d, if any, are not carried over (grant read or patch on %s to keep them)",
-				p.data, key, current, p.data))
+				p.Data, key, current, p.Data))
 		}
-		sec, err = c.Logical().WriteWithContext(ctx, p.data, map[string]any{"options": options, "data": map[string]any{key: token}})
+		sec, err = c.Logical().WriteWithContext(ctx, p.Data, map[string]any{"options": options, "data": map[string]any{key: token}})
 	}
 	if err != nil {
 		var re *api.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && slices.ContainsFunc(re.Errors, func(e string) bool { return strings.Contains(e, "check-and-set") }) {
 			return 0, fmt.Errorf("%w: %s: %s (it was %d when read): another rotation wrote first; nothing written",
-				errConflict, p.data, casMessage, current)
+				errConflict, p.Data, casMessage, current)
 		}
-		return 0, vaultError("write", p.data, err)
+		return 0, vaultError("write", p.Data, err)
 	}
 	if sec == nil || sec.Data == nil {
-		return 0, fmt.Errorf("write %s: Vault returned no version", p.data)
+		return 0, fmt.Errorf("write %s: Vault returned no version", p.Data)
 	}
 	v, err := intOf(sec.Data["version"])
 	if err != nil {
-		return 0, fmt.Errorf("write %s: version: %w", p.data, err)
+		return 0, fmt.Errorf("write %s: version: %w", p.Data, err)
 	}
 	return v, nil
 }

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
 
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/source"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
@@ -104,7 +105,7 @@ func defaultParkConfig() ParkConfig {
 }
 
 // tenantPlaceholder is replaced by the tenant's name in secret.path.
-const tenantPlaceholder = "{tenant}"
+const tenantPlaceholder = source.TenantPlaceholder
 
 // Validate checks the `tenants:` block.
 func (c *TenantsConfig) Validate() error {
@@ -214,16 +215,21 @@ func (c *ClientConfig) secret() vaultclient.SecretConfig {
 	return *c.Secret.Get()
 }
 
-// tenantSecret is the secret a tenant's credential is read from.
-func (c *ClientConfig) tenantSecret(tenant string) (vaultclient.SecretConfig, bool) {
-	sc := *c.Secret.Get()
-	if p, ok := c.Tenants.Get().Paths[tenant]; ok {
-		sc.Path = p
-		return sc, true
+// settings are the client side's settings, defaults applied.
+func (c *ClientConfig) settings() source.Settings {
+	s := source.Settings{
+		Header: c.header(), Scheme: c.scheme(), Secret: c.secret(),
+		RefreshInterval: c.RefreshInterval, RequireTransportSecurity: c.RequireTransportSecurity,
 	}
-	if !strings.Contains(sc.Path, tenantPlaceholder) {
-		return sc, false // only the listed tenants have secrets
+	if c.Tenants.HasValue() {
+		t := c.Tenants.Get()
+		s.Tenants = &source.TenantsSettings{
+			Paths: t.Paths, MaxTenants: t.MaxTenants, IdleTimeout: t.IdleTimeout, Default: t.Default,
+			Park: source.ParkSettings{
+				Storage: t.Park.Storage, MaxBytes: t.Park.MaxSizeMiB << 20,
+				InitialInterval: t.Park.InitialInterval, MaxInterval: t.Park.MaxInterval,
+			},
+		}
 	}
-	sc.Path = strings.ReplaceAll(sc.Path, tenantPlaceholder, tenant)
-	return sc, true
+	return s
 }

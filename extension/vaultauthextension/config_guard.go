@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/guard"
 )
 
 // GuardConfig is the `guard` block: what a receiver that lists this
@@ -48,4 +50,8 @@ func (c *GuardConfig) Validate() error {
 		errs = append(errs, errors.New("max_wait: must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+func (c *GuardConfig) settings() guard.Settings {
+	return guard.Settings{MaxInflightBytes: c.MaxInflightBytes, MaxJSONDepth: c.MaxJSONDepth, MaxWait: c.MaxWait}
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/config/configoptional"
 
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/server"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 )
 
@@ -43,6 +44,32 @@ type ServerConfig struct {
 	MaxCredentialSize int `mapstructure:"max_credential_size"`
 
 	_ struct{}
+}
+
+// TenantMetadataKey is the client metadata key that carries a request's
+// tenant from the receiver to the exporter, through batching
+// (sending_queue.batch.partition.metadata_keys) and the persistent queue.
+// No sender can send it: ':' is not allowed in an HTTP header or gRPC
+// metadata name, so only the server side of vaultauth can set it.
+const TenantMetadataKey = identity.TenantMetadataKey
+
+// TenantConfig routes each sender's data to a tenant named by one of its
+// verified identity attributes (the `server.tenant` block).
+type TenantConfig struct {
+	// Attribute is the verified attribute that names the tenant:
+	// vault.namespace (Vault Enterprise), or one the attributes rules fill,
+	// e.g. vault.entity.metadata.team from a token claim or entity metadata.
+	Attribute string `mapstructure:"attribute"`
+
+	_ struct{}
+}
+
+// Validate checks the `tenant:` block.
+func (c *TenantConfig) Validate() error {
+	if c.Attribute == "" {
+		return errors.New("attribute: required (e.g. vault.namespace, or vault.entity.metadata.team filled by server.attributes)")
+	}
+	return nil
 }
 
 // IdentityTokenServerConfig is the identity JWT mode.
@@ -212,6 +239,31 @@ func (c *TokenLookupConfig) Validate() error {
 			"max_lookups_per_second) and max_lookups_per_second, got %g", c.MaxLookupsPerSecondPerClient))
 	}
 	return errors.Join(errs...)
+}
+
+// settings are the server side's settings: the mode's, its rules parsed,
+// its defaults applied.
+func (c *ServerConfig) settings() (server.Settings, error) {
+	rules, err := c.rules()
+	if err != nil {
+		return server.Settings{}, err
+	}
+	s := server.Settings{
+		Header: c.Header, MaxCredentialSize: c.MaxCredentialSize,
+		CacheTTL: c.CacheTTL, CacheSize: c.CacheSize, NegativeCacheTTL: c.NegativeCacheTTL, Rules: rules,
+	}
+	if c.Tenant.HasValue() {
+		s.TenantAttribute = c.Tenant.Get().Attribute
+	}
+	if c.IdentityToken.HasValue() {
+		j := c.IdentityToken.Get()
+		s.JWT = &server.JWTSettings{Issuers: j.Issuers, Audience: j.Audience, Leeway: j.Leeway,
+			RefetchInterval: j.JWKSRefetchInterval, RefreshInterval: j.JWKSRefreshInterval}
+	} else {
+		l := c.TokenLookup.Get()
+		s.Lookup = &server.LookupSettings{MaxConcurrent: l.MaxConcurrentLookups, PerSecond: l.MaxLookupsPerSecond, PerSecondPerClient: l.perClientRate()}
+	}
+	return s, nil
 }
 
 // perClientRate is MaxLookupsPerSecondPerClient, or its default.

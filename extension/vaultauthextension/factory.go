@@ -37,7 +37,7 @@ func createExtension(_ context.Context, set extension.Settings, cfg component.Co
 	}
 	switch j {
 	case serverJob:
-		return newServerAuth(link, c.Server.Get()), nil
+		return newServerAuth(link, c.Server.Get())
 	case clientJob:
 		return newClientAuth(link, c.Client.Get()), nil
 	}

@@ -78,7 +78,7 @@ func TestGarbageFlood(t *testing.T) {
 	assert.LessOrEqual(t, lookups, budget, "Vault lookups beyond max_lookups_per_second")
 	assert.Zero(t, validFailed, "the valid sender was refused during the flood")
 	assert.Positive(t, accepted, "the cache gauge reports the valid sender")
-	assert.LessOrEqual(t, accepted, int64(cacheSize+cacheShards))
-	assert.LessOrEqual(t, refused, int64(cacheSize+cacheShards))
+	assert.LessOrEqual(t, accepted, int64(cacheSize+16)) // at most one entry over per shard (16)
+	assert.LessOrEqual(t, refused, int64(cacheSize+16))  // at most one entry over per shard (16)
 	assert.Less(t, peakHeap, before.HeapInuse+64<<20, "memory grew with the flood")
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/guard"
 	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
 )
 
@@ -95,7 +96,7 @@ func TestGuardRefusesDeepJSONBeforeDecoding(t *testing.T) {
 	assert.Contains(t, msg, "nests deeper")
 	assert.Zero(t, got.Load(), "the bomb reached the pipeline")
 	assert.Less(t, allocated, uint64(16<<20), "bytes allocated while refusing it (decoded, it allocates over 300 MB)")
-	n, _ := h.sumWhere(t, "otelcol_vaultauth_guard_refused_requests", "reason="+guardTooDeep)
+	n, _ := h.sumWhere(t, "otelcol_vaultauth_guard_refused_requests", "reason="+guard.ReasonTooDeep)
 	assert.EqualValues(t, 1, n)
 
 	code, msg, _ = post(t, rcv.HTTPAddr, deepJSON(49)) // as deep as an exportable attribute goes
@@ -157,6 +158,6 @@ func TestGuardBoundsBytesInDecoding(t *testing.T) {
 	require.NoError(t, <-first)
 	require.NoError(t, <-second, "the waiting gRPC request passed once the budget was free")
 	require.Eventually(t, func() bool { return inflight() == 0 }, eventually, poll, "bytes not given back")
-	busy, _ := h.sumWhere(t, "otelcol_vaultauth_guard_refused_requests", "reason="+guardBusy)
+	busy, _ := h.sumWhere(t, "otelcol_vaultauth_guard_refused_requests", "reason="+guard.ReasonBusy)
 	assert.EqualValues(t, 1, busy)
 }

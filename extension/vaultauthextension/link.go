@@ -8,8 +8,15 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensionmiddleware"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/guard"
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/source"
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/status"
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
@@ -24,30 +31,33 @@ type vaultLink struct {
 	id        component.ID
 	conf      *Config
 	logger    *zap.Logger
-	telemetry *telemetry
-	refusals  *refusals
-	guard     *guard
+	telemetry *telemetry.Telemetry
+	guard     *guard.Guard
 	job       job
 
 	session *vaultclient.Session // nil without a login
 	// vault is the seam to Vault the jobs use (the session); unit tests of
 	// caching, routing and status put a fake here.
 	vault  vaultclient.Vault
-	status *statusFolder // set in start
+	status *status.Folder // set in start
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-var _ identity.Provider = (*vaultLink)(nil)
+var (
+	_ identity.Provider              = (*vaultLink)(nil)
+	_ extensionmiddleware.HTTPServer = (*vaultLink)(nil)
+	_ extensionmiddleware.GRPCServer = (*vaultLink)(nil)
+)
 
 func newVaultLink(cfg *Config, set extension.Settings, j job) (*vaultLink, error) {
-	tel, err := newTelemetry(set.TelemetrySettings, set.ID)
+	tel, err := telemetry.New(set.TelemetrySettings, set.ID)
 	if err != nil {
 		return nil, err
 	}
 	return &vaultLink{
 		id: set.ID, conf: cfg, logger: set.Logger, telemetry: tel, job: j,
-		refusals: newRefusals(set.Logger, tel), guard: newGuard(cfg.Guard, tel, set.Logger),
+		guard: guard.New(cfg.Guard.settings(), tel, set.Logger),
 	}, nil
 }
 
@@ -56,8 +66,8 @@ func newVaultLink(cfg *Config, set extension.Settings, j job) (*vaultLink, error
 func (l *vaultLink) start(ctx context.Context, host component.Host, then func(runCtx context.Context) error) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	l.status = newStatusFolder(host)
-	if err := l.guard.registerGauge(); err != nil {
+	l.status = status.NewFolder(host)
+	if err := l.guard.RegisterGauge(); err != nil {
 		return err
 	}
 	if l.conf.hasLogin() {
@@ -70,7 +80,7 @@ func (l *vaultLink) start(ctx context.Context, host component.Host, then func(ru
 		l.run(func() { l.session.Run(runCtx) })
 		if err := l.telemetry.RegisterVaultauthTokenTTLSecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
 			if exp := l.session.TokenExpiry(); !exp.IsZero() {
-				o.Observe(time.Until(exp).Seconds(), metric.WithAttributeSet(l.telemetry.attrs()))
+				o.Observe(time.Until(exp).Seconds(), metric.WithAttributeSet(l.telemetry.Attrs()))
 			}
 			return nil
 		}); err != nil {
@@ -83,7 +93,7 @@ func (l *vaultLink) start(ctx context.Context, host component.Host, then func(ru
 		}
 	}
 	if l.session == nil {
-		l.status.report("start", nil) // nothing to log in to: OK now
+		l.status.Report("start", nil) // nothing to log in to: OK now
 	}
 	return nil
 }
@@ -98,9 +108,26 @@ func (l *vaultLink) authConfig() vaultclient.AuthConfig {
 // report folds the health of one activity into the status, and counts failures.
 func (l *vaultLink) report(activity string, err error) {
 	if err != nil {
-		l.telemetry.failed(activity, "")
+		l.telemetry.Failed(activity, "")
 	}
-	l.status.report(activity, err)
+	l.status.Report(activity, err)
+}
+
+// env is what the client side's sources need of the instance, once started.
+func (l *vaultLink) env() source.Env {
+	return source.Env{Vault: l.vault, Retry: l.conf.Vault.Retry, Logger: l.logger, Telemetry: l.telemetry, Status: l.status, Run: l.run}
+}
+
+// GetHTTPHandler guards an HTTP receiver that lists this instance in its
+// middlewares (extensionmiddleware.HTTPServer; internal/guard).
+func (l *vaultLink) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHTTPHandlerFunc, error) {
+	return l.guard.WrapHTTP, nil
+}
+
+// GetGRPCServerOptions guards a gRPC receiver that lists this instance in
+// its middlewares (extensionmiddleware.GRPCServer; internal/guard).
+func (l *vaultLink) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
+	return l.guard.GRPCServerOptions(), nil
 }
 
 func (l *vaultLink) run(f func()) {

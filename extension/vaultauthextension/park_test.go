@@ -1,7 +1,6 @@
 package vaultauthextension
 
 import (
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -13,24 +12,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc/codes"
 
-	"github.com/vaultlightstep/vaultlightstep/internal/deploy"
 	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
+	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
-
-// A parked export keeps everything a replay needs, and nothing else.
-func TestParkedExportEncoding(t *testing.T) {
-	e := &parkedExport{transport: parkHTTP, target: "https://ingest.lightstep.com", method: http.MethodPost,
-		url: "https://ingest.lightstep.com/traces/otlp/v0.9", body: []byte{0, 1, 2, 0xff},
-		header: http.Header{"Content-Type": {"application/x-protobuf"}, "Content-Encoding": {"gzip"}, "X-Two": {"a", "b"}}}
-	got, err := decodeParked(e.encode())
-	require.NoError(t, err)
-	assert.Equal(t, e, got)
-	for _, bad := range [][]byte{nil, {0}, {parkFormat}, {parkFormat, 200}, e.encode()[:5]} {
-		_, err := decodeParked(bad)
-		assert.ErrorIs(t, err, errParkedFormat, "%v", bad)
-	}
-}
 
 // tenantSpans are n traces of one span each, for tenant, with span ids
 // numbered from first.
@@ -60,7 +45,7 @@ func TestThrottledTenantIsParked(t *testing.T) {
 	cfg.Client.Get().Tenants.Get().Park.InitialInterval = 50 * time.Millisecond
 	cfg.Client.Get().Tenants.Get().Park.MaxInterval = 200 * time.Millisecond
 	h := startExtension(t, cfg)
-	projects := deploy.StartProjects(t)
+	projects := testbed.StartProjects(t)
 	projects.Accept("a", "token-a")
 	projects.Accept("c", "token-c")
 	projects.Fail("c", codes.Unavailable)

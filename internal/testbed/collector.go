@@ -1,4 +1,4 @@
-package deploy
+package testbed
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/promtext"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
@@ -184,33 +185,27 @@ func (c *Collector) signal(sig syscall.Signal, wait time.Duration) {
 func (c *Collector) Metric(name string) (float64, bool) { return c.MetricWhere(name) }
 
 // MetricWhere is Metric over the samples whose labels include each of
-// labels (`tenant="team-a"`).
+// labels (`tenant="team-a"`), matched exactly.
 func (c *Collector) MetricWhere(name string, labels ...string) (float64, bool) {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.MetricsPort))
 	if err != nil {
 		return 0, false
 	}
 	defer func() { _ = resp.Body.Close() }()
+	samples, err := promtext.Samples(resp.Body, name)
+	if err != nil {
+		return 0, false
+	}
+	want := map[string]string{}
+	for _, l := range labels {
+		k, v, _ := strings.Cut(l, "=")
+		want[k] = strings.Trim(v, `"`)
+	}
 	var sum float64
 	found := false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		matches := true
-		for _, l := range labels {
-			matches = matches && strings.Contains(rest, l)
-		}
-		if !matches {
-			continue
-		}
-		fields := strings.Fields(line)
-		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
-			sum, found = sum+v, true
+	for _, s := range samples {
+		if s.Matches(want) {
+			sum, found = sum+s.Value, true
 		}
 	}
 	return sum, found

@@ -109,23 +109,17 @@ func login(ctx context.Context, base *api.Client, cfg AuthConfig) (loginResult, 
 
 // fromLookup reads a lookup-self answer.
 func fromLookup(sec *api.Secret, token string) (loginResult, error) {
-	if sec == nil || sec.Data == nil {
-		return loginResult{}, errors.New("token lookup-self: empty response")
-	}
-	ttl, err := sec.TokenTTL()
+	info, err := ParseTokenInfo(sec)
 	if err != nil {
 		return loginResult{}, fmt.Errorf("token lookup-self: %w", err)
 	}
-	renewable, _ := sec.TokenIsRenewable()
 	r := loginResult{
-		token: token, renewable: renewable, ttl: ttl,
-		entityID:  str(sec.Data["entity_id"]),
-		policies:  union(stringList(sec.Data["policies"]), stringList(sec.Data["identity_policies"])),
-		namespace: str(sec.Data["namespace_path"]),
+		token: token, renewable: info.Renewable, ttl: info.TTL,
+		entityID: info.EntityID, policies: info.Policies, namespace: info.NamespacePath,
 	}
 	if token != "" {
 		// The shape LifetimeWatcher renews.
-		r.auth = &api.Secret{Auth: &api.SecretAuth{ClientToken: token, Renewable: renewable, LeaseDuration: int(ttl.Seconds())}}
+		r.auth = &api.Secret{Auth: &api.SecretAuth{ClientToken: token, Renewable: info.Renewable, LeaseDuration: int(info.TTL.Seconds())}}
 	}
 	return r, nil
 }

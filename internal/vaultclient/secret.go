@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -158,8 +157,8 @@ func (w *SecretWatcher) Run(ctx context.Context) {
 			// Cheap check first: only read the data when a new version exists.
 			version, err := w.currentVersion(ctx)
 			switch {
-			case errors.Is(err, errVersionDeleted):
-				w.failed(err) // keep sending the last good value, but say so
+			case errors.Is(err, ErrVersionDeleted):
+				w.failed(fmt.Errorf("%w; sending the last good value", err)) // keep sending it, but say so
 				fullRead = false
 			case err == nil:
 				fullRead = version != current.Version
@@ -322,32 +321,20 @@ func kv2PathHint(sec *api.Secret, path string) string {
 	return ""
 }
 
-var errVersionDeleted = errors.New("the current version was deleted or destroyed; sending the last good value")
-
 // currentVersion reads the KV v2 metadata of the secret: its current
-// version, or errVersionDeleted when that version is deleted or destroyed.
+// version, or ErrVersionDeleted when that version is deleted or destroyed.
 func (w *SecretWatcher) currentVersion(ctx context.Context) (int, error) {
-	mount, rest, ok := strings.Cut(w.path, "/data/")
-	if !ok {
+	p, err := ParseKVPath(w.path)
+	if err != nil {
 		return 0, fmt.Errorf("%s is not a KV v2 data path", w.path)
 	}
-	p := mount + "/metadata/" + rest
-	sec, err := w.vault.ReadWithContext(ctx, p)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", p, err)
+	version, err := CurrentVersion(ctx, w.vault, p)
+	if errors.Is(err, ErrNoSecret) {
+		// No secret to watch the versions of: as Vault's 404, which falls
+		// back to reading the data.
+		return 0, fmt.Errorf("%w: %w", err, &api.ResponseError{StatusCode: http.StatusNotFound})
 	}
-	if sec == nil {
-		return 0, fmt.Errorf("read %s: %w", p, &api.ResponseError{StatusCode: http.StatusNotFound})
-	}
-	version := jsonInt(sec.Data["current_version"])
-	if versions, ok := sec.Data["versions"].(map[string]any); ok {
-		if meta, ok := versions[strconv.Itoa(version)].(map[string]any); ok {
-			if deleted, _ := meta["deletion_time"].(string); deleted != "" || meta["destroyed"] == true {
-				return version, fmt.Errorf("%s version %d: %w", p, version, errVersionDeleted)
-			}
-		}
-	}
-	return version, nil
+	return version, err
 }
 
 // maxLifetime caps lease durations and TTLs from responses, so no value can

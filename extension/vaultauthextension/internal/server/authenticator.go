@@ -1,0 +1,202 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
+)
+
+// Settings is what the server side is configured with (the `server` block,
+// its rules parsed and its defaults applied).
+type Settings struct {
+	// Header carries the sender's credential; a "Bearer " prefix is stripped.
+	Header            string
+	MaxCredentialSize int
+	CacheTTL          time.Duration
+	CacheSize         int
+	NegativeCacheTTL  time.Duration
+	// Rules fill the identity's attributes beyond the entity id and namespace.
+	Rules identity.Rules
+	// TenantAttribute names the attribute that names the tenant; "" for none.
+	TenantAttribute string
+	// One of JWT (identity_token mode) and Lookup (token_lookup mode).
+	JWT    *JWTSettings
+	Lookup *LookupSettings
+}
+
+// JWTSettings is the identity_token mode.
+type JWTSettings struct {
+	Issuers         []string // empty: the Vault's own
+	Audience        string
+	Leeway          time.Duration
+	RefetchInterval time.Duration // least time between fetches caused by unknown key ids
+	RefreshInterval time.Duration // fetch anyway this often
+}
+
+// LookupSettings is the token_lookup mode.
+type LookupSettings struct {
+	MaxConcurrent      int
+	PerSecond          float64
+	PerSecondPerClient float64
+}
+
+// verifier checks a credential not in the caches and records its verdict.
+type verifier interface {
+	verify(ctx context.Context, credential string, key Key, client string) (verdict, error)
+}
+
+// Authenticator verifies the Vault identity of each sender and puts it in
+// client.Info.Auth. Verified and refused credentials are cached by hash, so
+// a repeated credential costs a hash and a map read.
+type Authenticator struct {
+	s               Settings
+	headerLower     string // gRPC metadata keys, and client.Metadata's
+	headerCanonical string // HTTP header keys
+	verdicts        *verdicts
+	verifier        verifier // set in Start
+	refusals        *refusals
+	telemetry       *telemetry.Telemetry
+	logger          *zap.Logger
+}
+
+// New makes an authenticator; Start readies its verifier.
+func New(s Settings, tel *telemetry.Telemetry, logger *zap.Logger) *Authenticator {
+	return &Authenticator{
+		s: s, headerLower: strings.ToLower(s.Header), headerCanonical: http.CanonicalHeaderKey(s.Header),
+		verdicts: newVerdicts(s), refusals: newRefusals(logger, tel), telemetry: tel, logger: logger,
+	}
+}
+
+// Start readies the verifier of the configured mode: the issuers' key sets
+// (fetched in the background by run), or lookups through vault. Work runs
+// on runCtx, never on a request's.
+func (a *Authenticator) Start(ctx, runCtx context.Context, vault vaultclient.Vault, vaultCfg vaultclient.VaultConfig, run func(func())) error {
+	if err := a.registerGauge(); err != nil {
+		return err
+	}
+	var tenant *tenantRule
+	if a.s.TenantAttribute != "" {
+		tenant = &tenantRule{attribute: a.s.TenantAttribute}
+	}
+	if a.s.JWT != nil {
+		hc, err := vaultclient.NewHTTPClient(ctx, vaultCfg)
+		if err != nil {
+			return err
+		}
+		j := newJWTVerifier(*a.s.JWT, a.s.Rules, tenant, a.verdicts, vaultCfg, hc, a.logger)
+		j.each(func(keys *jwks) { run(func() { keys.run(runCtx) }) })
+		a.verifier = j
+		return nil
+	}
+	l := newLookupVerifier(vault, *a.s.Lookup, a.s.Rules, tenant, a.verdicts, vaultCfg.Timeout, a.s.CacheTTL)
+	l.runCtx = runCtx
+	a.verifier = l
+	return nil
+}
+
+func (a *Authenticator) registerGauge() error {
+	accepted := metric.WithAttributeSet(a.telemetry.Attrs(attribute.String("outcome", "accepted")))
+	refused := metric.WithAttributeSet(a.telemetry.Attrs(attribute.String("outcome", "refused")))
+	return a.telemetry.RegisterVaultauthServerCachedCredentialsCallback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(int64(a.verdicts.accepted.len()), accepted)
+		o.Observe(int64(a.verdicts.refused.len()), refused)
+		return nil
+	})
+}
+
+// Authenticate verifies the request's credential (extensionauth.Server).
+func (a *Authenticator) Authenticate(ctx context.Context, sources map[string][]string) (context.Context, error) {
+	credential, reason := a.credential(sources)
+	if reason != "" {
+		a.refusals.refused(reason, "")
+		return ctx, ErrUnauthenticated
+	}
+	key := KeyOf(credential)
+	now := time.Now().UnixNano()
+	if v, ok := a.verdicts.accepted.get(key, now); ok {
+		a.telemetry.Accepted(true)
+		return a.withAuth(ctx, v), nil
+	}
+	if _, ok := a.verdicts.refused.get(key, now); ok {
+		a.refusals.refused(ReasonCachedRefusal, "")
+		return ctx, ErrUnauthenticated
+	}
+	v, err := a.verifier.verify(ctx, credential, key, clientAddress(ctx))
+	if err != nil {
+		ve := verdictOf(err)
+		if ve.temporary {
+			a.refusals.unavailable(ve.reason, ve.detail)
+			return ctx, ErrUnavailable
+		}
+		a.refusals.refused(ve.reason, ve.detail)
+		return ctx, ErrUnauthenticated
+	}
+	a.telemetry.Accepted(false)
+	return a.withAuth(ctx, v), nil
+}
+
+// withAuth puts a verdict in a request's context: the identity in
+// client.Info.Auth, and in client.Info.Metadata its tenant (replacing any
+// value there) and not the credential (identity.VerifiedMetadata).
+func (a *Authenticator) withAuth(ctx context.Context, v verdict) context.Context {
+	info := client.FromContext(ctx)
+	info.Auth = v.auth
+	info.Metadata = identity.VerifiedMetadata(info.Metadata, v.tenant, v.metadata, a.headerLower)
+	return client.NewContext(ctx, info)
+}
+
+// credential extracts the one credential of a request, or says why not.
+func (a *Authenticator) credential(sources map[string][]string) (string, string) {
+	values, ok := sources[a.headerLower]
+	if !ok {
+		values, ok = sources[a.headerCanonical]
+	}
+	switch {
+	case !ok || len(values) == 0:
+		return "", ReasonNoCredential
+	case len(values) > 1:
+		return "", ReasonMultiple
+	}
+	v := values[0]
+	if len(v) > a.s.MaxCredentialSize {
+		return "", ReasonOversized
+	}
+	if len(v) >= 7 && strings.EqualFold(v[:7], "bearer ") {
+		v = v[7:]
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", ReasonNoCredential
+	}
+	return v, ""
+}
+
+// clientAddress is the sender's IP address, which lookup budgets are kept
+// per ("" when the receiver did not say).
+func clientAddress(ctx context.Context) string {
+	switch a := client.FromContext(ctx).Addr.(type) {
+	case nil:
+		return ""
+	case *net.TCPAddr:
+		return a.IP.String()
+	case *net.IPAddr:
+		return a.IP.String()
+	default:
+		host, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			return a.String()
+		}
+		return host
+	}
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"crypto/sha256"
+	"hash"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/client"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+)
+
+// Key identifies a credential in the caches by its SHA-256, so the caches
+// never hold a credential itself.
+type Key [sha256.Size]byte
+
+// keyer hashes credentials: a SHA-256 state, a buffer the credential's
+// bytes are copied into (hashing a string otherwise copies it to the heap
+// each time), and the sum. Pooled, so a request allocates none of them.
+type keyer struct {
+	h   hash.Hash
+	in  []byte
+	sum Key
+}
+
+var keyers = sync.Pool{New: func() any { return &keyer{h: sha256.New()} }}
+
+// KeyOf is credential's key.
+func KeyOf(credential string) Key {
+	k := keyers.Get().(*keyer)
+	k.in = append(k.in[:0], credential...)
+	k.h.Reset()
+	_, _ = k.h.Write(k.in)
+	k.h.Sum(k.sum[:0])
+	clear(k.in) // no credential left in the pool
+	key := k.sum
+	keyers.Put(k)
+	return key
+}
+
+const cacheShards = 16
+
+// verdictCache remembers verified (or rejected) credentials until a deadline.
+// It is bounded: when a shard is full, expired entries go first, then random
+// ones. Hits take only a shard's read lock, which writers hold for a map
+// assignment, so verification on one shard never blocks hits on the others.
+type verdictCache struct {
+	shards   [cacheShards]cacheShard
+	perShard int
+}
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[Key]verdict
+}
+
+type verdict struct {
+	auth     client.AuthData // nil for a rejection
+	expires  int64           // unix nanoseconds
+	tenant   string          // the identity's tenant, when tenants are configured
+	metadata client.Metadata // {vault:tenant: tenant}, built once
+}
+
+func newVerdictCache(size int) *verdictCache {
+	c := &verdictCache{perShard: max(1, (size+cacheShards-1)/cacheShards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[Key]verdict)
+	}
+	return c
+}
+
+func (c *verdictCache) get(k Key, now int64) (verdict, bool) {
+	s := &c.shards[k[0]%cacheShards]
+	s.mu.RLock()
+	v, ok := s.m[k]
+	s.mu.RUnlock()
+	if !ok || now >= v.expires {
+		return verdict{}, false
+	}
+	return v, true
+}
+
+func (c *verdictCache) put(k Key, v verdict, now int64) {
+	s := &c.shards[k[0]%cacheShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.m[k]; !exists && len(s.m) >= c.perShard {
+		s.evict(now, c.perShard)
+	}
+	s.m[k] = v
+}
+
+// evict frees at least one slot: expired entries first (a bounded scan), then
+// whichever entry map iteration yields first (random in Go).
+func (s *cacheShard) evict(now int64, limit int) {
+	scanned := 0
+	for k, v := range s.m {
+		if now >= v.expires {
+			delete(s.m, k)
+		}
+		if scanned++; scanned >= 64 {
+			break
+		}
+	}
+	for k := range s.m {
+		if len(s.m) < limit {
+			return
+		}
+		delete(s.m, k)
+	}
+}
+
+// len counts the entries (for tests and telemetry).
+func (c *verdictCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// verdicts remembers accepted and refused credentials, in separate caches so
+// garbage cannot evict valid senders. Both verifiers record into it, from
+// wherever the verdict is reached (a token lookup records it even when the
+// request that started it has gone).
+type verdicts struct {
+	accepted    *verdictCache
+	refused     *verdictCache
+	ttl         time.Duration
+	negativeTTL time.Duration
+}
+
+func newVerdicts(s Settings) *verdicts {
+	return &verdicts{
+		accepted: newVerdictCache(s.CacheSize), refused: newVerdictCache(s.CacheSize),
+		ttl: s.CacheTTL, negativeTTL: s.NegativeCacheTTL,
+	}
+}
+
+// accept remembers an identity until cache_ttl, never past the
+// credential's expiry, and returns the verdict.
+func (v *verdicts) accept(key Key, id *identity.Identity, credentialExpiry time.Time) verdict {
+	now := time.Now()
+	vd := verdict{auth: identity.AuthData{Identity: id}, expires: deadline(now, v.ttl, credentialExpiry)}
+	if tenant, ok := id.Get(identity.Tenant); ok {
+		vd.tenant = tenant
+		vd.metadata = identity.TenantMetadata(tenant)
+	}
+	v.accepted.put(key, vd, now.UnixNano())
+	return vd
+}
+
+// refuse remembers a checked refusal for negative_cache_ttl.
+func (v *verdicts) refuse(key Key) {
+	if v.negativeTTL <= 0 {
+		return
+	}
+	now := time.Now()
+	v.refused.put(key, verdict{expires: now.Add(v.negativeTTL).UnixNano()}, now.UnixNano())
+}
+
+func deadline(now time.Time, ttl time.Duration, credentialExpiry time.Time) int64 {
+	d := now.Add(ttl)
+	if !credentialExpiry.IsZero() && credentialExpiry.Before(d) {
+		d = credentialExpiry
+	}
+	return d.UnixNano()
+}
