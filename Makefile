@@ -84,7 +84,7 @@ test: vault collector $(HELM)
 	  if [ -n "$$out" ]; then echo "gofmt needed (run gofmt -w):"; echo "$$out"; exit 1; fi
 	@set -o pipefail; for m in $(TEST_MODULES); do \
 	  echo "==> go test -race $$m/..."; \
-	  (cd $$m && go test -race -count=1 -v -timeout 20m ./... 2>&1 | grep -vE '^=== (RUN|PAUSE|CONT|NAME)') || exit 1; \
+	  (cd $$m && VAULTLIGHTSTEP_REQUIRE_SERVERS=1 go test -race -count=1 -v -timeout 20m ./... 2>&1 | grep -vE '^=== (RUN|PAUSE|CONT|NAME)') || exit 1; \
 	done
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); `make test` runs their seed corpora

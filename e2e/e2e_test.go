@@ -146,16 +146,16 @@ func TestExampleConfigsValidate(t *testing.T) {
 		"GATEWAY_ENDPOINT": "gateway:4317", "AGENT_AUDIENCE": "aud", "QUEUE_DIR": t.TempDir(),
 	}
 	for _, name := range []string{"agent.yaml", "gateway.yaml", "gateway-multitenant.yaml", "sidecar.yaml"} {
-		out, err := testbed.Validate(testbed.Example(name), env)
+		out, err := testbed.Validate(t, testbed.Example(name), env)
 		require.NoError(t, err, "%s: %s", name, out)
 	}
-	_, err := testbed.Validate(filepath.Join(testbed.RepoRoot(), "testdata", "lightstep-standin.yaml"), map[string]string{
+	_, err := testbed.Validate(t, filepath.Join(testbed.RepoRoot(), "testdata", "lightstep-standin.yaml"), map[string]string{
 		"ACCEPTED_TOKENS_FILE": "/t", "SINK_ENDPOINT": "127.0.0.1:1", "HEALTH_ENDPOINT": "127.0.0.1:2", "METRICS_PORT": "3",
 		"OTLP_GRPC_ENDPOINT": "127.0.0.1:4",
 	})
 	require.NoError(t, err)
 	// A broken config is refused, naming the key.
-	out, err := testbed.Validate(testbed.Example("gateway.yaml"), map[string]string{
+	out, err := testbed.Validate(t, testbed.Example("gateway.yaml"), map[string]string{
 		"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_ROLE_ID_FILE": "/r", "VAULT_SECRET_ID_FILE": "/s",
 		"AGENT_AUDIENCE": "", "QUEUE_DIR": t.TempDir(),
 	})
@@ -168,7 +168,7 @@ func TestExampleConfigsValidate(t *testing.T) {
 func TestMisusedInstanceStopsTheCollector(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testbed.CollectorBinary(), "--config", "file:"+testbed.Example("gateway.yaml"),
+	cmd := exec.CommandContext(ctx, testbed.CollectorBinary(t), "--config", "file:"+testbed.Example("gateway.yaml"),
 		"--set", "receivers::otlp::protocols::grpc::auth::authenticator=vaultauth/lightstep",
 		"--set", "receivers::otlp::protocols::grpc::endpoint="+testbed.FreeAddr(t),
 		"--set", "receivers::otlp::protocols::http::endpoint="+testbed.FreeAddr(t),

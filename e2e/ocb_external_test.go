@@ -32,8 +32,7 @@ func ocbBinary(t *testing.T) string {
 		require.NoError(t, err)
 		path = filepath.Join(strings.TrimSpace(string(out)), "ocb-0.165.0", "builder")
 	}
-	_, err := os.Stat(path)
-	require.NoError(t, err, "ocb not found: run `make collector`, which installs it")
+	vaulttest.Need(t, path, "ocb (make collector installs it)")
 	return path
 }
 

@@ -148,7 +148,7 @@ func TestNoSecretsInCollectorOutput(t *testing.T) {
 // print-config shows secrets in the config as [REDACTED].
 func TestPrintConfigRedactsSecrets(t *testing.T) {
 	const secret = "hvs.printed-config-secret"
-	cmd := exec.Command(testbed.CollectorBinary(), "print-config", "--config", "file:"+testbed.Example("gateway.yaml"),
+	cmd := exec.Command(testbed.CollectorBinary(t), "print-config", "--config", "file:"+testbed.Example("gateway.yaml"),
 		"--set", "extensions::vaultauth/lightstep::auth::secret_id="+secret,
 		"--set", "extensions::vaultauth/lightstep::auth::secret_id_file=",
 		"--set", "extensions::vaultauth/agents::auth::token="+secret)

@@ -261,7 +261,7 @@ func TestTenantRotationUnderLoad(t *testing.T) {
 func TestTenantBatchingWithoutPartitionStopsTheGateway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testbed.CollectorBinary(), "--config", "file:"+testbed.Example("gateway-multitenant.yaml"),
+	cmd := exec.CommandContext(ctx, testbed.CollectorBinary(t), "--config", "file:"+testbed.Example("gateway-multitenant.yaml"),
 		"--set", "exporters::otlp_grpc/lightstep::sending_queue::batch::partition::metadata_keys=[]",
 		"--set", "receivers::otlp::protocols::grpc::endpoint="+testbed.FreeAddr(t),
 		"--set", "receivers::otlp::protocols::http::endpoint="+testbed.FreeAddr(t),

@@ -198,6 +198,9 @@ func (r *runner) Fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
+// Skipf fails too: the demo needs every server it starts.
+func (r *runner) Skipf(format string, args ...any) { r.Fatalf(format, args...) }
+
 func (r *runner) Cleanup(f func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -109,10 +109,7 @@ func (c *Collector) tryStart() error {
 	if err != nil {
 		c.t.Fatalf("%s: log file: %v", c.Name, err)
 	}
-	bin := CollectorBinary()
-	if _, err := os.Stat(bin); err != nil {
-		c.t.Fatalf("collector binary not found at %s: run `make collector` first", bin)
-	}
+	bin := CollectorBinary(c.t)
 	var args []string
 	for _, cfg := range c.Configs {
 		args = append(args, "--config", "file:"+cfg)
@@ -249,8 +246,8 @@ var FreeAddr = vaulttest.FreeAddr
 
 // Validate runs `otelcol-vaultlightstep validate` on config with env and
 // returns its output.
-func Validate(config string, env map[string]string) (string, error) {
-	cmd := exec.Command(CollectorBinary(), "validate", "--config", "file:"+config)
+func Validate(t T, config string, env map[string]string) (string, error) {
+	cmd := exec.Command(CollectorBinary(t), "validate", "--config", "file:"+config)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -87,39 +87,9 @@ func StartContainer(t T, image, name, config string, env, files map[string]strin
 
 	c.args = []string{"run", "--rm", "--name", c.ContainerName, "--network", "host",
 		"--cap-drop", "ALL", "--security-opt", "no-new-privileges"}
-	var command []string
-	for i, cfg := range c.Configs {
-		target := ContainerConfig
-		if i > 0 {
-			target = filepath.Join(filepath.Dir(ContainerConfig), fmt.Sprintf("overlay-%d.yaml", i))
-		}
-		abs, err := filepath.Abs(cfg)
-		if err != nil {
-			t.Fatalf("%s: config %s: %v", name, cfg, err)
-		}
-		c.args = append(c.args, "--volume", abs+":"+target+":ro")
-		command = append(command, "--config", "file:"+target)
-	}
+	command := c.mountConfigs(t)
 	if len(files) > 0 {
-		dir := t.TempDir()
-		if err := os.Chmod(dir, 0o755); err != nil { // the mount's root, as the container's user sees it
-			t.Fatalf("%s: %v", name, err)
-		}
-		for _, k := range sortedKeys(files) {
-			base := filepath.Base(files[k])
-			b, err := os.ReadFile(files[k])
-			if err != nil {
-				t.Fatalf("%s: %s: %v", name, k, err)
-			}
-			if _, err := os.Stat(filepath.Join(dir, base)); err == nil {
-				t.Fatalf("%s: two files named %s", name, base)
-			}
-			if err := os.WriteFile(filepath.Join(dir, base), b, 0o644); err != nil { // readable by the container's user (65532)
-				t.Fatalf("%s: %v", name, err)
-			}
-			c.Env[k] = ContainerSecretsDir + "/" + base
-		}
-		c.args = append(c.args, "--volume", dir+":"+ContainerSecretsDir+":ro")
+		c.mountFiles(t, files)
 	}
 	for _, k := range sortedKeys(c.Env) {
 		c.args = append(c.args, "--env", k) // the value comes from the docker client's environment
@@ -132,6 +102,49 @@ func StartContainer(t T, image, name, config string, env, files map[string]strin
 	})
 	c.run()
 	return c
+}
+
+// mountConfigs mounts the configs read-only and returns the command's
+// --config flags for them.
+func (c *Container) mountConfigs(t T) []string {
+	var command []string
+	for i, cfg := range c.Configs {
+		target := ContainerConfig
+		if i > 0 {
+			target = filepath.Join(filepath.Dir(ContainerConfig), fmt.Sprintf("overlay-%d.yaml", i))
+		}
+		abs, err := filepath.Abs(cfg)
+		if err != nil {
+			t.Fatalf("%s: config %s: %v", c.Name, cfg, err)
+		}
+		c.args = append(c.args, "--volume", abs+":"+target+":ro")
+		command = append(command, "--config", "file:"+target)
+	}
+	return command
+}
+
+// mountFiles copies files (env name -> path) into one directory mounted
+// read-only, and points each env name at its copy.
+func (c *Container) mountFiles(t T, files map[string]string) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil { // the mount's root, as the container's user sees it
+		t.Fatalf("%s: %v", c.Name, err)
+	}
+	for _, k := range sortedKeys(files) {
+		base := filepath.Base(files[k])
+		b, err := os.ReadFile(files[k])
+		if err != nil {
+			t.Fatalf("%s: %s: %v", c.Name, k, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, base)); err == nil {
+			t.Fatalf("%s: two files named %s", c.Name, base)
+		}
+		if err := os.WriteFile(filepath.Join(dir, base), b, 0o644); err != nil { // readable by the container's user (65532)
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		c.Env[k] = ContainerSecretsDir + "/" + base
+	}
+	c.args = append(c.args, "--volume", dir+":"+ContainerSecretsDir+":ro")
 }
 
 // Kill ends the container at once (SIGKILL to the collector), as a crash would.

@@ -86,39 +86,51 @@ func Start(t T, o Options) *Deployment {
 	d := &Deployment{Vault: vaulttest.Start(t)}
 	d.Proxy = vaulttest.NewCountingProxy(t, d.Vault)
 	d.Audience = ConfigureVault(t, d.Vault, d.Proxy.Addr)
+	gatewayConfig, gatewayRole, lightstep := d.startLightstep(t, &o)
+	d.startGateways(t, o, gatewayConfig, gatewayRole, lightstep)
+	d.startAgents(t, o)
+	return d
+}
 
-	gatewayConfig, gatewayRole, lightstep := Example("gateway.yaml"), "otel-gateway", ""
+// startLightstep starts the stand-in for Lightstep (one project, or one per
+// team), writes the first tokens, and returns the gateway config, its
+// Vault role and the stand-in's address. With teams, o.Workloads becomes
+// the teams' workloads.
+func (d *Deployment) startLightstep(t T, o *Options) (config, role, addr string) {
 	if len(o.Teams) == 0 {
 		d.Rotate = TokenWriter(t, d.Vault)
 		d.Rotate(o.FirstToken)
 		d.Sink = StartSink(t)
 		d.StandIn = StartStandIn(t, d.Sink, o.FirstToken)
-		lightstep = d.StandIn.OTLPGRPC
-	} else {
-		gatewayConfig, gatewayRole = Example("gateway-multitenant.yaml"), "otel-gateway-teams"
-		d.Projects = StartProjects(t)
-		lightstep = d.Projects.GRPCAddr
-		d.TeamWrite = map[string]func(string) int{}
-		o.Workloads = nil
-		for _, team := range o.Teams {
-			d.TeamWrite[team.Name] = TeamTokenWriter(t, d.Vault, team.Name)
-			if team.Token != "" {
-				d.Projects.Accept(team.Name, team.Token)
-				d.TeamWrite[team.Name](team.Token)
-			}
-			for _, w := range team.Workloads {
-				o.Workloads = append(o.Workloads, w)
-				d.TeamOf = append(d.TeamOf, team.Name)
-			}
+		return Example("gateway.yaml"), "otel-gateway", d.StandIn.OTLPGRPC
+	}
+	d.Projects = StartProjects(t)
+	d.TeamWrite = map[string]func(string) int{}
+	o.Workloads = nil
+	for _, team := range o.Teams {
+		d.TeamWrite[team.Name] = TeamTokenWriter(t, d.Vault, team.Name)
+		if team.Token != "" {
+			d.Projects.Accept(team.Name, team.Token)
+			d.TeamWrite[team.Name](team.Token)
+		}
+		for _, w := range team.Workloads {
+			o.Workloads = append(o.Workloads, w)
+			d.TeamOf = append(d.TeamOf, team.Name)
 		}
 	}
+	return Example("gateway-multitenant.yaml"), "otel-gateway-teams", d.Projects.GRPCAddr
+}
+
+// startGateways starts o.Gateways gateways from config, each logging in
+// with a secret id of role, and the balancer in front of them if asked.
+func (d *Deployment) startGateways(t T, o Options, config, role, lightstep string) {
 	for i := range o.Gateways {
-		gw := AppRoleCredentials(t, d.Vault, gatewayRole)
+		gw := AppRoleCredentials(t, d.Vault, role)
 		name := "gateway"
 		if o.Gateways > 1 {
 			name = fmt.Sprint("gateway-", i)
 		}
-		d.Gateways = append(d.Gateways, StartCollector(t, name, gatewayConfig, map[string]string{
+		d.Gateways = append(d.Gateways, StartCollector(t, name, config, map[string]string{
 			"VAULT_ADDR":                 d.Proxy.Addr,
 			"VAULT_ROLE_ID_FILE":         gw.RoleIDFile,
 			"VAULT_SECRET_ID_FILE":       gw.SecretIDFile,
@@ -137,6 +149,11 @@ func Start(t T, o Options) *Deployment {
 		}
 		d.Balancer = StartBalancer(t, addrs...)
 	}
+}
+
+// startAgents starts one agent per workload, each with its own Vault
+// role and entity, and the workload's sender.
+func (d *Deployment) startAgents(t T, o Options) {
 	for i, name := range o.Workloads {
 		var w Workload
 		if d.TeamOf != nil {
@@ -155,7 +172,6 @@ func Start(t T, o Options) *Deployment {
 		d.Workloads = append(d.Workloads, w)
 		d.Senders = append(d.Senders, NewSender(t, name, i, agent.OTLPGRPC))
 	}
-	return d
 }
 
 // gatewayFor is where agent i sends: the balancer, or one gateway.

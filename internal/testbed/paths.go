@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
 
 // RepoRoot is the repository's top directory.
@@ -16,12 +18,16 @@ func RepoRoot() string {
 // Example returns the path of a file under examples/.
 func Example(name string) string { return filepath.Join(RepoRoot(), "examples", name) }
 
-// CollectorBinary is $COLLECTOR_BIN or bin/otelcol-vaultlightstep.
-func CollectorBinary() string {
-	if p := os.Getenv("COLLECTOR_BIN"); p != "" {
-		return p
+// CollectorBinary is $COLLECTOR_BIN or bin/otelcol-vaultlightstep; a test
+// without it is skipped (or fails under `make test`: vaulttest.Need).
+func CollectorBinary(t T) string {
+	t.Helper()
+	p := os.Getenv("COLLECTOR_BIN")
+	if p == "" {
+		p = filepath.Join(RepoRoot(), "bin", "otelcol-vaultlightstep")
 	}
-	return filepath.Join(RepoRoot(), "bin", "otelcol-vaultlightstep")
+	vaulttest.Need(t, p, "the collector (make collector)")
+	return p
 }
 
 // Testdata returns the path of a file under testdata/.

@@ -36,62 +36,13 @@ func login(ctx context.Context, base *api.Client, cfg AuthConfig) (loginResult, 
 		return loginResult{}, err
 	}
 	client.ClearToken()
+	if cfg.Method == MethodToken || cfg.Method == MethodAgent {
+		return lookupSelf(ctx, client, cfg)
+	}
 	mount := cfg.ResolvedMountPath()
-	var method api.AuthMethod
-	switch cfg.Method {
-	case MethodToken, MethodAgent:
-		token := string(cfg.Token)
-		if cfg.TokenFile != "" {
-			if token, err = readTrimmed(cfg.TokenFile); err != nil {
-				return loginResult{}, fmt.Errorf("auth.token_file: %w", err)
-			}
-		}
-		if token != "" {
-			client.SetToken(token)
-		}
-		sec, err := client.Auth().Token().LookupSelfWithContext(ctx)
-		if err != nil {
-			return loginResult{}, fmt.Errorf("token lookup-self: %w", err)
-		}
-		return fromLookup(sec, token)
-	case MethodAppRole:
-		roleID := string(cfg.RoleID)
-		if cfg.RoleIDFile != "" {
-			if roleID, err = readTrimmed(cfg.RoleIDFile); err != nil {
-				return loginResult{}, fmt.Errorf("auth.role_id_file: %w", err)
-			}
-		}
-		secretID := string(cfg.SecretID)
-		if cfg.SecretIDFile != "" {
-			if secretID, err = readTrimmed(cfg.SecretIDFile); err != nil {
-				return loginResult{}, fmt.Errorf("auth.secret_id_file: %w", err)
-			}
-		}
-		if cfg.SecretIDWrapped {
-			if secretID, err = unwrapSecretID(ctx, base, secretID); err != nil {
-				return loginResult{}, err
-			}
-		}
-		m, err := approle.NewAppRoleAuth(roleID, &approle.SecretID{FromString: secretID}, approle.WithMountPath(mount))
-		if err != nil {
-			return loginResult{}, fmt.Errorf("approle: %w", err)
-		}
-		method = m
-	case MethodKubernetes:
-		jwtFile := cfg.JWTFile
-		if jwtFile == "" {
-			jwtFile = DefaultKubernetesJWTFile
-		}
-		m, err := kubernetes.NewKubernetesAuth(cfg.Role,
-			kubernetes.WithMountPath(mount), kubernetes.WithServiceAccountTokenPath(jwtFile))
-		if err != nil {
-			return loginResult{}, fmt.Errorf("kubernetes: %w", err)
-		}
-		method = m
-	case MethodJWT:
-		method = jwtAuth{mount: mount, role: cfg.Role, file: cfg.JWTFile}
-	default:
-		return loginResult{}, fmt.Errorf("auth.method: unknown %q", cfg.Method)
+	method, err := authMethod(ctx, base, cfg, mount)
+	if err != nil {
+		return loginResult{}, err
 	}
 	sec, err := client.Auth().Login(ctx, method)
 	if err != nil {
@@ -105,6 +56,81 @@ func login(ctx context.Context, base *api.Client, cfg AuthConfig) (loginResult, 
 		token: a.ClientToken, renewable: a.Renewable, ttl: ttlOf(a.LeaseDuration), entityID: a.EntityID,
 		policies: union(a.TokenPolicies, a.IdentityPolicies), auth: sec,
 	}, nil
+}
+
+// lookupSelf "logs in" with a token (or through a Vault Agent, which adds
+// its own): the token is looked up, so its TTL, renewability and entity
+// are known.
+func lookupSelf(ctx context.Context, client *api.Client, cfg AuthConfig) (loginResult, error) {
+	token := string(cfg.Token)
+	if cfg.TokenFile != "" {
+		var err error
+		if token, err = readTrimmed(cfg.TokenFile); err != nil {
+			return loginResult{}, fmt.Errorf("auth.token_file: %w", err)
+		}
+	}
+	if token != "" {
+		client.SetToken(token)
+	}
+	sec, err := client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return loginResult{}, fmt.Errorf("token lookup-self: %w", err)
+	}
+	return fromLookup(sec, token)
+}
+
+// authMethod is the login of an auth method (AppRole, Kubernetes, JWT),
+// its credentials read from their files at every login.
+func authMethod(ctx context.Context, base *api.Client, cfg AuthConfig, mount string) (api.AuthMethod, error) {
+	switch cfg.Method {
+	case MethodAppRole:
+		roleID, secretID, err := appRoleCredentials(ctx, base, cfg)
+		if err != nil {
+			return nil, err
+		}
+		m, err := approle.NewAppRoleAuth(roleID, &approle.SecretID{FromString: secretID}, approle.WithMountPath(mount))
+		if err != nil {
+			return nil, fmt.Errorf("approle: %w", err)
+		}
+		return m, nil
+	case MethodKubernetes:
+		jwtFile := cfg.JWTFile
+		if jwtFile == "" {
+			jwtFile = DefaultKubernetesJWTFile
+		}
+		m, err := kubernetes.NewKubernetesAuth(cfg.Role,
+			kubernetes.WithMountPath(mount), kubernetes.WithServiceAccountTokenPath(jwtFile))
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes: %w", err)
+		}
+		return m, nil
+	case MethodJWT:
+		return jwtAuth{mount: mount, role: cfg.Role, file: cfg.JWTFile}, nil
+	}
+	return nil, fmt.Errorf("auth.method: unknown %q", cfg.Method)
+}
+
+// appRoleCredentials reads the role id and the secret id (unwrapping it
+// when it is a response-wrapping token).
+func appRoleCredentials(ctx context.Context, base *api.Client, cfg AuthConfig) (roleID, secretID string, err error) {
+	roleID = string(cfg.RoleID)
+	if cfg.RoleIDFile != "" {
+		if roleID, err = readTrimmed(cfg.RoleIDFile); err != nil {
+			return "", "", fmt.Errorf("auth.role_id_file: %w", err)
+		}
+	}
+	secretID = string(cfg.SecretID)
+	if cfg.SecretIDFile != "" {
+		if secretID, err = readTrimmed(cfg.SecretIDFile); err != nil {
+			return "", "", fmt.Errorf("auth.secret_id_file: %w", err)
+		}
+	}
+	if cfg.SecretIDWrapped {
+		if secretID, err = unwrapSecretID(ctx, base, secretID); err != nil {
+			return "", "", err
+		}
+	}
+	return roleID, secretID, nil
 }
 
 // fromLookup reads a lookup-self answer.

@@ -136,41 +136,49 @@ func (w *SecretWatcher) Run(ctx context.Context) {
 			b.Reset()
 			w.state.ok()
 			kv2 = isKV2
-			if v != current {
-				changed := current.Data != "" && v.Data != current.Data
-				current = v
-				w.onChange(v)
-				if changed {
-					w.logger.Info("Vault secret changed; new value in use",
-						zap.String("path", w.path), zap.Int("version", v.Version))
-				}
-			}
-			if !v.Expires.IsZero() {
-				expiry.Reset(time.Until(v.Expires))
-			}
+			w.use(v, &current, expiry)
 		}
 		if !w.sleep(ctx, w.nextRead(current), expiry, &current) {
 			return
 		}
-		fullRead = true
-		if kv2 && current.Expires.IsZero() {
-			// Cheap check first: only read the data when a new version exists.
-			version, err := w.currentVersion(ctx)
-			switch {
-			case errors.Is(err, ErrVersionDeleted):
-				w.failed(fmt.Errorf("%w; sending the last good value", err)) // keep sending it, but say so
-				fullRead = false
-			case err == nil:
-				fullRead = version != current.Version
-				if !fullRead {
-					w.state.ok() // Vault answers and nothing changed: healthy
-				}
-			case isStatus(err, http.StatusForbidden), isStatus(err, http.StatusNotFound):
-				// No read on metadata in the policy: fall back to reading data.
-			default:
-				w.failed(err)
-			}
+		fullRead = !kv2 || !current.Expires.IsZero() || w.newVersion(ctx, current.Version)
+	}
+}
+
+// use takes a value read: a new one is handed on, and its lease end armed.
+func (w *SecretWatcher) use(v Value, current *Value, expiry *time.Timer) {
+	if v != *current {
+		changed := current.Data != "" && v.Data != current.Data
+		*current = v
+		w.onChange(v)
+		if changed {
+			w.logger.Info("Vault secret changed; new value in use", zap.String("path", w.path), zap.Int("version", v.Version))
 		}
+	}
+	if !v.Expires.IsZero() {
+		expiry.Reset(time.Until(v.Expires))
+	}
+}
+
+// newVersion checks KV v2 metadata, the cheap check, and says whether the
+// data must be read: a version other than the one in use, or metadata it
+// may not read (no read on metadata in the policy: read the data).
+func (w *SecretWatcher) newVersion(ctx context.Context, inUse int) bool {
+	version, err := w.currentVersion(ctx)
+	switch {
+	case errors.Is(err, ErrVersionDeleted):
+		w.failed(fmt.Errorf("%w; sending the last good value", err)) // keep sending it, but say so
+		return false
+	case err == nil:
+		if version == inUse {
+			w.state.ok() // Vault answers and nothing changed: healthy
+		}
+		return version != inUse
+	case isStatus(err, http.StatusForbidden), isStatus(err, http.StatusNotFound):
+		return true
+	default:
+		w.failed(err)
+		return true
 	}
 }
 

@@ -43,15 +43,23 @@ listener "tcp" {
   tls_disable = true
 }
 `, s.Addr, write("role-id", roleID), write("secret-id", secretID), addr))
+	exited, log := runProxy(t, conf, dir)
+	waitProxied(t, addr, exited, log)
+	return "http://" + addr
+}
+
+// runProxy starts `vault proxy -config=conf`, stopped (with its children)
+// when the test ends; exited closes when it exits, log holds its output.
+func runProxy(t T, conf, dir string) (exited chan struct{}, log *bytes.Buffer) {
 	cmd := exec.Command(BinaryPath(), "proxy", "-config="+conf)
 	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
 	cmd.SysProcAttr = ChildProcAttr()
-	log := &bytes.Buffer{}
+	log = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("vault proxy: %v", err)
 	}
-	exited := make(chan struct{})
+	exited = make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
@@ -62,7 +70,12 @@ listener "tcp" {
 			<-exited
 		}
 	})
-	// Ready once it proxies an authenticated read with its own token.
+	return exited, log
+}
+
+// waitProxied waits until the proxy at addr answers an authenticated read
+// with its own token.
+func waitProxied(t T, addr string, exited chan struct{}, log *bytes.Buffer) {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -74,11 +87,10 @@ listener "tcp" {
 		if resp, err := client.Get("http://" + addr + "/v1/auth/token/lookup-self"); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return "http://" + addr
+				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
 	}
 	t.Fatalf("vault proxy not ready after 30s:\n%s", log.String())
-	return ""
 }

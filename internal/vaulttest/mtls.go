@@ -31,6 +31,7 @@ type MTLS struct {
 // up) with a second listener that requires a client certificate.
 func StartWithClientCerts(t T) (*Server, *MTLS) {
 	t.Helper()
+	Need(t, BinaryPath(), "the Vault "+Version+" dev server")
 	dir := t.TempDir()
 	m := &MTLS{
 		CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client-key.pem"),

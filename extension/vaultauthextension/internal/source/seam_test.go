@@ -37,8 +37,9 @@ func forTenant(tenant string) context.Context {
 }
 
 // startTenants starts a tenants source reading through v, with the default
-// tenant def (none when empty), until the test ends.
-func startTenants(t *testing.T, v vaultclient.Vault, def string) *Tenants {
+// tenant def (none when empty), until the test ends; edit changes its
+// settings first.
+func startTenants(t *testing.T, v vaultclient.Vault, def string, edit ...func(*TenantsSettings)) *Tenants {
 	t.Helper()
 	tel, err := telemetry.New(componenttest.NewNopTelemetrySettings(), component.MustNewID("vaultauth"))
 	require.NoError(t, err)
@@ -46,6 +47,9 @@ func startTenants(t *testing.T, v vaultclient.Vault, def string) *Tenants {
 		Secret: vaultclient.SecretConfig{Path: "secret/data/teams/{tenant}", Key: "access_token"},
 		Tenants: &TenantsSettings{MaxTenants: 10, IdleTimeout: time.Hour, Default: def,
 			Park: ParkSettings{MaxBytes: 1 << 20, InitialInterval: 10 * time.Millisecond, MaxInterval: 100 * time.Millisecond}}}
+	for _, e := range edit {
+		e(s.Tenants)
+	}
 	src := newTenants(component.MustNewID("vaultauth"), s)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -80,4 +84,35 @@ func TestTenantRoutingWithoutVault(t *testing.T) {
 	require.Eventually(t, func() bool { return sent("a") == "token-a" }, eventually, poll)
 	require.Eventually(t, func() bool { return sent("b") == "token-shared" }, eventually, poll, "b has no secret: the default's")
 	assert.Equal(t, 1, f.Count("secret/data/teams/a"), "a's secret read once, then its version watched")
+}
+
+// Tenant eviction, without Vault: a tenant that sent nothing for
+// idle_timeout is let go (its secret no longer watched), one still sending
+// is kept, and so is one with exports parked.
+func TestIdleTenantsAreEvicted(t *testing.T) {
+	f := vaulttest.NewFake()
+	f.Read = func(path string) (*api.Secret, error) {
+		switch path {
+		case "secret/data/teams/idle", "secret/data/teams/busy", "secret/data/teams/parked":
+			return vaulttest.KV2(t, "token", 1), nil
+		}
+		return vaulttest.Secret(t, `{"data":{"current_version":1}}`), nil
+	}
+	src := startTenants(t, f, "", func(s *TenantsSettings) { s.IdleTimeout = 200 * time.Millisecond })
+	for _, tenant := range []string{"idle", "busy", "parked"} {
+		require.Eventually(t, func() bool { return src.Admit(forTenant(tenant)) == nil }, eventually, poll, tenant)
+	}
+	parked := (*src.snapshot.Load())["parked"].park
+	parked.mu.Lock()
+	parked.setParkedLocked(parkBackendUnavailable)
+	parked.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && (*src.snapshot.Load())["idle"] != nil {
+		_, _ = src.Credential(forTenant("busy"))
+		time.Sleep(20 * time.Millisecond)
+	}
+	slots := *src.snapshot.Load()
+	assert.Nil(t, slots["idle"], "an idle tenant was kept")
+	assert.NotNil(t, slots["busy"], "a tenant still sending was let go")
+	assert.NotNil(t, slots["parked"], "a tenant with exports parked was let go")
 }

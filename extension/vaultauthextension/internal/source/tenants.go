@@ -278,42 +278,47 @@ func (t *Tenants) slot(tenant string) (*tenantSlot, error) {
 	s.hasPath = hasPath
 	s.src.errMissing = status.Error(codes.Unavailable, fmt.Sprintf("%s: no credential for tenant %q yet (%s)", t.id, tenant, secret.Path))
 	if hasPath {
-		ctx, cancel := context.WithCancel(t.runCtx)
-		s.cancel = cancel
-		statusKey := tenantStatusKey(tenant)
-		report := func(_ string, err error) {
-			missing := err != nil && vaultclient.IsMissing(err)
-			s.absent.Store(err != nil && vaultclient.IsAbsent(err))
-			if err != nil {
-				t.env.Telemetry.Failed("secret read", tenant)
-			}
-			if missing {
-				// One tenant without a token it may read (not written yet,
-				// or outside the gateway's policy) is that tenant's wait, not
-				// the gateway's fault: the health status gates readiness for
-				// every tenant, so one team's missing token must not take the
-				// others down. The failure count, the tenant's
-				// credential_available gauge and the watcher's warning say it.
-				err = nil
-			}
-			t.env.Status.Report(statusKey, err)
-			if missing {
-				t.reportNoneReady()
-			}
-		}
-		// A success is reported before its value is set: the check for "no
-		// tenant ready" runs once the value is in.
-		set := func(v vaultclient.Value) { s.src.set(v); t.reportNoneReady(); s.park.nudge() }
-		w := vaultclient.NewSecretWatcher(t.env.Vault, t.env.Retry, secret, t.s.RefreshInterval,
-			t.env.Logger.With(zap.String("tenant", tenant)), report, set)
-		s.src.watcher = w
-		t.env.Run(func() { w.Run(ctx) })
+		t.watch(s, tenant, secret)
 	} else {
 		s.absent.Store(true)
 	}
 	t.byName[tenant] = s
 	t.publishLocked()
 	return s, nil
+}
+
+// watch starts watching the tenant's secret, on its own context.
+func (t *Tenants) watch(s *tenantSlot, tenant string, secret vaultclient.SecretConfig) {
+	ctx, cancel := context.WithCancel(t.runCtx)
+	s.cancel = cancel
+	statusKey := tenantStatusKey(tenant)
+	report := func(_ string, err error) {
+		missing := err != nil && vaultclient.IsMissing(err)
+		s.absent.Store(err != nil && vaultclient.IsAbsent(err))
+		if err != nil {
+			t.env.Telemetry.Failed("secret read", tenant)
+		}
+		if missing {
+			// One tenant without a token it may read (not written yet, or
+			// outside the gateway's policy) is that tenant's wait, not the
+			// gateway's fault: the health status gates readiness for every
+			// tenant, so one team's missing token must not take the others
+			// down. The failure count, the tenant's credential_available
+			// gauge and the watcher's warning say it.
+			err = nil
+		}
+		t.env.Status.Report(statusKey, err)
+		if missing {
+			t.reportNoneReady()
+		}
+	}
+	// A success is reported before its value is set: the check for "no
+	// tenant ready" runs once the value is in.
+	set := func(v vaultclient.Value) { s.src.set(v); t.reportNoneReady(); s.park.nudge() }
+	w := vaultclient.NewSecretWatcher(t.env.Vault, t.env.Retry, secret, t.s.RefreshInterval,
+		t.env.Logger.With(zap.String("tenant", tenant)), report, set)
+	s.src.watcher = w
+	t.env.Run(func() { w.Run(ctx) })
 }
 
 func (t *Tenants) publishLocked() {
