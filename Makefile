@@ -64,9 +64,16 @@ image: collector
 image-test: vault image
 	go test -tags image -count=1 -v -timeout 10m -run TestImage ./e2e/
 
-## demo: the main job: run Vault, a Lightstep stand-in, a gateway and two agents, rotate the token, print a summary
-demo: vault collector
-	@go run ./cmd/demo
+## demo: the main job: run Vault, a Lightstep stand-in, a gateway and two agents, rotate the token, print a summary.
+## It runs the `vault` on PATH in dev mode when there is one (saying which), and builds Vault v1.14.1 otherwise.
+demo: collector
+	@if v=$$(command -v vault); then \
+	  echo "demo: Vault from PATH, in dev mode: $$v ($$("$$v" version))"; \
+	  VAULT_BIN="$$v" go run ./cmd/demo; \
+	else \
+	  echo "demo: no vault on PATH: building Vault $(VAULT_VERSION) (make vault)"; \
+	  $(MAKE) --no-print-directory vault && go run ./cmd/demo; \
+	fi
 
 ## bench: ours beside the Collector's own components (-count 5), Vault load, end-to-end throughput
 bench: vault collector $(BENCHSTAT)
