@@ -134,6 +134,7 @@ MDATAGEN := $(CACHE)/mdatagen-$(MDATAGEN_VERSION)/mdatagen
 generate: $(MDATAGEN)
 	cd extension/vaultauthextension && $(MDATAGEN) metadata.yaml
 	cd processor/vaultidentityprocessor && $(MDATAGEN) metadata.yaml
+	cd receiver/vaultauditreceiver && $(MDATAGEN) metadata.yaml
 
 $(MDATAGEN): tools/mdatagen/go.mod tools/mdatagen/go.sum
 	@echo "mdatagen $(MDATAGEN_VERSION): building from the Go module proxy into $(dir $@)"

@@ -35,6 +35,9 @@ type Config struct {
 	// Guard bounds what receivers that list this instance in their
 	// middlewares decode at once, before they decode it.
 	Guard GuardConfig `mapstructure:"guard"`
+	// Audit hashes this collector's own Vault token with a Vault audit
+	// device, for vault.credential.hmac on self-stamped telemetry.
+	Audit configoptional.Optional[OwnAuditConfig] `mapstructure:"audit"`
 
 	_ struct{}
 }
@@ -46,6 +49,7 @@ func createDefaultConfig() *Config {
 		Client: configoptional.Default(defaultClientConfig()),
 		Server: configoptional.Default(defaultServerConfig()),
 		Guard:  defaultGuardConfig(),
+		Audit:  configoptional.Default(OwnAuditConfig{Device: "file"}),
 	}
 }
 
@@ -70,7 +74,8 @@ func (c *Config) needsLogin() bool {
 	if !c.Server.HasValue() {
 		return true
 	}
-	return c.Server.Get().TokenLookup.HasValue()
+	// Hashing credentials for the audit join needs a token too.
+	return c.Server.Get().TokenLookup.HasValue() || c.Server.Get().Audit.HasValue()
 }
 
 // hasLogin says whether the instance logs in (and so knows this collector's

@@ -42,6 +42,9 @@ type ServerConfig struct {
 	NegativeCacheTTL time.Duration `mapstructure:"negative_cache_ttl"`
 	// MaxCredentialSize refuses larger credentials before any parsing.
 	MaxCredentialSize int `mapstructure:"max_credential_size"`
+	// Audit stamps each identity with its credential's Vault audit HMAC
+	// (vault.credential.hmac). Off when absent.
+	Audit configoptional.Optional[ServerAuditConfig] `mapstructure:"audit"`
 
 	_ struct{}
 }
@@ -129,6 +132,7 @@ func defaultServerConfig() ServerConfig {
 		CacheSize:         defaultCacheSize,
 		NegativeCacheTTL:  defaultNegativeCacheTTL,
 		MaxCredentialSize: defaultMaxCredentialSize,
+		Audit:             configoptional.Default(defaultServerAuditConfig()),
 	}
 }
 
@@ -180,6 +184,9 @@ func (c *ServerConfig) rules() (identity.Rules, error) {
 		m[identity.Policies] = "token:policies"
 	}
 	for k, v := range c.Attributes {
+		if strings.EqualFold(k, identity.CredentialHMAC) {
+			return nil, errRuleFillsHMAC
+		}
 		if v == "" {
 			delete(m, k)
 			continue
@@ -254,6 +261,10 @@ func (c *ServerConfig) settings() (server.Settings, error) {
 	}
 	if c.Tenant.HasValue() {
 		s.TenantAttribute = c.Tenant.Get().Attribute
+	}
+	if c.Audit.HasValue() {
+		a := c.Audit.Get()
+		s.Audit = &server.AuditSettings{Device: strings.Trim(a.Device, "/"), OnFailure: a.OnFailure}
 	}
 	if c.IdentityToken.HasValue() {
 		j := c.IdentityToken.Get()

@@ -3,6 +3,7 @@ package vaultauthextension
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/status"
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
@@ -40,12 +42,15 @@ type vaultLink struct {
 	// caching, routing and status put a fake here.
 	vault  vaultclient.Vault
 	status *status.Folder // set in start
+	// events are the audit events of this instance, for vaultaudit receivers.
+	events auditevent.Bus
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 var (
 	_ identity.Provider              = (*vaultLink)(nil)
+	_ auditevent.Source              = (*vaultLink)(nil)
 	_ extensionmiddleware.HTTPServer = (*vaultLink)(nil)
 	_ extensionmiddleware.GRPCServer = (*vaultLink)(nil)
 )
@@ -76,6 +81,11 @@ func (l *vaultLink) start(ctx context.Context, host component.Host, then func(ru
 			return err
 		}
 		l.session = vaultclient.NewSession(vc, l.authConfig(), l.conf.Vault, l.logger, l.report)
+		device := ""
+		if l.conf.Audit.HasValue() {
+			device = strings.Trim(l.conf.Audit.Get().Device, "/")
+		}
+		l.session.Audit(device, &l.events, l.id.String())
 		l.vault = l.session
 		l.run(func() { l.session.Run(runCtx) })
 		if err := l.telemetry.RegisterVaultauthTokenTTLSecondsCallback(func(_ context.Context, o metric.Float64Observer) error {
@@ -115,7 +125,8 @@ func (l *vaultLink) report(activity string, err error) {
 
 // env is what the client side's sources need of the instance, once started.
 func (l *vaultLink) env() source.Env {
-	return source.Env{Vault: l.vault, Retry: l.conf.Vault.Retry, Logger: l.logger, Telemetry: l.telemetry, Status: l.status, Run: l.run}
+	return source.Env{Vault: l.vault, Retry: l.conf.Vault.Retry, Logger: l.logger, Telemetry: l.telemetry, Status: l.status, Run: l.run,
+		Events: &l.events, Component: l.id.String()}
 }
 
 // GetHTTPHandler guards an HTTP receiver that lists this instance in its
@@ -128,6 +139,12 @@ func (l *vaultLink) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHTT
 // its middlewares (extensionmiddleware.GRPCServer; internal/guard).
 func (l *vaultLink) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
 	return l.guard.GRPCServerOptions(), nil
+}
+
+// SubscribeAuditEvents hands this instance's audit events to f
+// (auditevent.Source, for the vaultaudit receiver).
+func (l *vaultLink) SubscribeAuditEvents(f func(auditevent.Event)) func() {
+	return l.events.Subscribe(f)
 }
 
 func (l *vaultLink) run(f func()) {

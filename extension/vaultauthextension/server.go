@@ -24,7 +24,7 @@ func newServerAuth(link *vaultLink, cfg *ServerConfig) (*serverAuth, error) {
 	if err != nil {
 		return nil, err // Validate has said so already
 	}
-	return &serverAuth{vaultLink: link, auth: server.New(s, link.telemetry, link.logger)}, nil
+	return &serverAuth{vaultLink: link, auth: server.New(s, link.telemetry, link.logger, &link.events, link.id.String())}, nil
 }
 
 func (s *serverAuth) Start(ctx context.Context, host component.Host) error {

@@ -24,6 +24,10 @@ const (
 	// MetadataPrefix starts the attributes that hold entity metadata:
 	// vault.entity.metadata.<key>.
 	MetadataPrefix = "vault.entity.metadata."
+	// CredentialHMAC is the Vault audit HMAC of the credential the
+	// telemetry was sent with (sys/audit-hash): the key that finds, in
+	// Vault's audit log, the request that issued it and every use of it.
+	CredentialHMAC = "vault.credential.hmac"
 	// Subject is the entity id under the name other authenticators use.
 	Subject = "subject"
 

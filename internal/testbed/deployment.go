@@ -48,8 +48,11 @@ type Deployment struct {
 	Vault *vaulttest.Server
 	// Proxy is how every collector reaches Vault: it counts requests by
 	// path and can cut Vault off.
-	Proxy     *vaulttest.CountingProxy
-	Audience  string // the agents' identity token audience
+	Proxy    *vaulttest.CountingProxy
+	Audience string // the agents' identity token audience
+	// AuditLog is the file Vault's audit device `file` writes, enabled
+	// before anything else, as production Vaults run.
+	AuditLog  string
 	Sink      *Sink
 	StandIn   *StandIn
 	Gateway   *Collector   // the first gateway
@@ -84,6 +87,7 @@ func Start(t T, o Options) *Deployment {
 		o.Gateways = 1
 	}
 	d := &Deployment{Vault: vaulttest.Start(t)}
+	d.AuditLog = d.Vault.EnableFileAudit(t)
 	d.Proxy = vaulttest.NewCountingProxy(t, d.Vault)
 	d.Audience = ConfigureVault(t, d.Vault, d.Proxy.Addr)
 	gatewayConfig, gatewayRole, lightstep := d.startLightstep(t, &o)

@@ -23,6 +23,7 @@ type loginResult struct {
 	policies  []string // token and identity policies
 	namespace string   // namespace path ("" for the root namespace)
 	auth      *api.Secret
+	requestID string // Vault's request id of the login (or lookup): its audit entry
 }
 
 // login performs one login with the configured method. It works on a copy
@@ -54,7 +55,7 @@ func login(ctx context.Context, base *api.Client, cfg AuthConfig) (loginResult, 
 	a := sec.Auth
 	return loginResult{
 		token: a.ClientToken, renewable: a.Renewable, ttl: ttlOf(a.LeaseDuration), entityID: a.EntityID,
-		policies: union(a.TokenPolicies, a.IdentityPolicies), auth: sec,
+		policies: union(a.TokenPolicies, a.IdentityPolicies), auth: sec, requestID: sec.RequestID,
 	}, nil
 }
 
@@ -141,7 +142,7 @@ func fromLookup(sec *api.Secret, token string) (loginResult, error) {
 	}
 	r := loginResult{
 		token: token, renewable: info.Renewable, ttl: info.TTL,
-		entityID: info.EntityID, policies: info.Policies, namespace: info.NamespacePath,
+		entityID: info.EntityID, policies: info.Policies, namespace: info.NamespacePath, requestID: sec.RequestID,
 	}
 	if token != "" {
 		// The shape LifetimeWatcher renews.

@@ -48,7 +48,26 @@ type Value struct {
 	Version int       // KV v2 version, 0 for other engines
 	Expires time.Time // end of the lease; zero when the value does not expire
 	Created time.Time // when the KV v2 version was written; zero for other engines
+	// RequestID is Vault's request id of the read: its audit log entry.
+	RequestID string
+	// RotatedBy and Reason are what `vaultlightstep rotate` wrote beside
+	// the token in this version (RotatedByKey, RotationReasonKey).
+	RotatedBy, Reason string
 }
+
+// Same says whether two reads hold the same value, whatever request read them.
+func (v Value) Same(o Value) bool {
+	v.RequestID = o.RequestID
+	return v == o
+}
+
+// The keys `vaultlightstep rotate` writes beside the token in each version:
+// who rotated (its Vault entity id) and why. Each version's own data, so the
+// provenance of every version stays readable.
+const (
+	RotatedByKey      = "rotated_by_entity_id"
+	RotationReasonKey = "rotation_reason"
+)
 
 // forcedRefreshEvery limits RefreshNow, so a backend rejecting every request
 // cannot turn into a flood of Vault reads.
@@ -147,12 +166,13 @@ func (w *SecretWatcher) Run(ctx context.Context) {
 
 // use takes a value read: a new one is handed on, and its lease end armed.
 func (w *SecretWatcher) use(v Value, current *Value, expiry *time.Timer) {
-	if v != *current {
+	if !v.Same(*current) {
 		changed := current.Data != "" && v.Data != current.Data
 		*current = v
 		w.onChange(v)
 		if changed {
-			w.logger.Info("Vault secret changed; new value in use", zap.String("path", w.path), zap.Int("version", v.Version))
+			w.logger.Info("Vault secret changed; new value in use", zap.String("path", w.path), zap.Int("version", v.Version),
+				zap.String("vault_request_id", v.RequestID), zap.String("rotated_by", v.RotatedBy), zap.String("rotation_reason", v.Reason))
 		}
 	}
 	if !v.Expires.IsZero() {
@@ -276,6 +296,9 @@ func decodeSecret(sec *api.Secret, cfg SecretConfig, readAt time.Time) (Value, b
 		return Value{}, kv2, fmt.Errorf("key %q is not a non-empty string", cfg.Key)
 	}
 	v.Data = s
+	v.RequestID = sec.RequestID
+	v.RotatedBy, _ = data[RotatedByKey].(string)
+	v.Reason, _ = data[RotationReasonKey].(string)
 	switch {
 	case sec.LeaseID != "" && sec.LeaseDuration > 0:
 		v.Expires = readAt.Add(lifetime(sec.LeaseDuration))

@@ -23,10 +23,16 @@ type selfIdentity struct {
 	mu     sync.Mutex
 	rules  identity.Rules // what consumers asked for, by convention of the names
 	entity *entityOf      // the last entity read
+	// wantHMAC: a consumer stamps vault.credential.hmac, the audit HMAC of
+	// this collector's token, read once per login into hmac.
+	wantHMAC bool
+	hmac     *hmacOf
 
 	current atomic.Pointer[identity.Identity]
 	wake    chan struct{}
 	warned  atomic.Bool
+	// warnedHash: a 403 on sys/audit-hash was said once at warn level.
+	warnedHash atomic.Bool
 }
 
 func newSelfIdentity(s *Session) *selfIdentity {
@@ -53,6 +59,13 @@ func (si *selfIdentity) require(names []string) error {
 		if n == identity.EntityID || n == identity.Namespace || n == identity.Tenant {
 			continue
 		}
+		if n == identity.CredentialHMAC {
+			if err := si.canHash(); err != nil {
+				return err
+			}
+			si.wantHMAC = true
+			continue
+		}
 		src, ok := identity.ConventionalSource(n)
 		if !ok {
 			return fmt.Errorf("this collector's own identity has no attribute %q (it has %s, %s, %s, %s, %s<key>)",
@@ -67,6 +80,23 @@ func (si *selfIdentity) require(names []string) error {
 	default:
 	}
 	return nil
+}
+
+// canHash says why this collector cannot stamp its own credential's HMAC.
+func (si *selfIdentity) canHash() error {
+	switch {
+	case si.s.auditDevice == "":
+		return fmt.Errorf("%s needs audit.device in the vaultauth extension: the Vault audit device to hash this collector's token with", identity.CredentialHMAC)
+	case si.s.cfg.Method == MethodAgent:
+		return fmt.Errorf("%s cannot be stamped with auth method agent: the Vault Agent holds the token", identity.CredentialHMAC)
+	}
+	return nil
+}
+
+// hmacOf is the audit HMAC of one login's token.
+type hmacOf struct {
+	res  *loginResult
+	hmac string
 }
 
 // entityOf is an entity read, with the id it was read for.
@@ -89,7 +119,8 @@ func containsKey(r identity.Rules, key string) bool {
 // entity read, so consumers see a complete identity.
 func (si *selfIdentity) loggedIn(res *loginResult) {
 	si.mu.Lock()
-	ready := !si.needsEntity() || (si.entity != nil && si.entity.id == res.entityID)
+	ready := (!si.needsEntity() || (si.entity != nil && si.entity.id == res.entityID)) &&
+		(!si.wantHMAC || (si.hmac != nil && si.hmac.res == res))
 	si.mu.Unlock()
 	if ready {
 		si.publish(res)
@@ -107,8 +138,18 @@ func (si *selfIdentity) needsEntity() bool {
 // publish builds the identity of res with the entity last read for it.
 func (si *selfIdentity) publish(res *loginResult) {
 	si.mu.Lock()
-	rules, ent := si.rules, si.entity
+	rules, ent, wantHMAC, h := si.rules, si.entity, si.wantHMAC, si.hmac
 	si.mu.Unlock()
+	var extra []identity.Attribute
+	if wantHMAC {
+		if h == nil || h.res != res {
+			// Fail closed: no identity rather than one without its join
+			// key (or with the previous token's), until the hash is read.
+			si.current.Store(nil)
+			return
+		}
+		extra = append(extra, identity.Attribute{Key: identity.CredentialHMAC, Value: h.hmac})
+	}
 	facts := identity.Facts{Policies: res.policies}
 	if ent != nil && ent.id == res.entityID {
 		facts.EntityName, facts.EntityMetadata, facts.GroupNames = ent.e.Name, ent.e.Metadata, ent.e.GroupNames
@@ -117,7 +158,7 @@ func (si *selfIdentity) publish(res *loginResult) {
 	if ns == "" {
 		ns = si.s.namespace
 	}
-	si.current.Store(identity.New(res.entityID, NamespaceFromPath(ns), rules.Apply(facts)...))
+	si.current.Store(identity.New(res.entityID, NamespaceFromPath(ns), append(rules.Apply(facts), extra...)...))
 }
 
 // run resolves the entity-backed attributes after each login and each new
@@ -137,6 +178,10 @@ func (si *selfIdentity) run(ctx context.Context) {
 				b.Reset()
 				break
 			}
+			if isStatus(err, 403) && si.warnedHash.CompareAndSwap(false, true) {
+				si.s.logger.Warn("cannot hash this collector's token with the audit device, so its own identity is not stamped "+
+					"(fail closed); grant update on sys/audit-hash/<audit.device>", zap.Error(err))
+			}
 			si.s.logger.Debug("cannot read this collector's Vault entity yet; retrying", zap.Error(err))
 			if !b.Wait(ctx) {
 				return
@@ -149,6 +194,9 @@ func (si *selfIdentity) resolve(ctx context.Context) error {
 	res := si.s.current.Load()
 	if res == nil {
 		return nil // published at login
+	}
+	if err := si.hashToken(ctx, res); err != nil {
+		return err
 	}
 	si.mu.Lock()
 	needs, groups := si.needsEntity(), si.rules.Needs(identity.FromEntityGroups)
@@ -174,6 +222,27 @@ func (si *selfIdentity) resolve(ctx context.Context) error {
 	si.entity = &entityOf{id: res.entityID, e: e}
 	si.mu.Unlock()
 	si.publish(res)
+	return nil
+}
+
+// hashToken reads the audit HMAC of res's token once, when a consumer
+// stamps it.
+func (si *selfIdentity) hashToken(ctx context.Context, res *loginResult) error {
+	si.mu.Lock()
+	need := si.wantHMAC && res.token != "" && (si.hmac == nil || si.hmac.res != res)
+	si.mu.Unlock()
+	if !need {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, si.s.timeout)
+	defer cancel()
+	h, err := AuditHash(ctx, si.s, si.s.auditDevice, res.token)
+	if err != nil {
+		return fmt.Errorf("hash this collector's token for %s: %w", identity.CredentialHMAC, err)
+	}
+	si.mu.Lock()
+	si.hmac = &hmacOf{res: res, hmac: h}
+	si.mu.Unlock()
 	return nil
 }
 

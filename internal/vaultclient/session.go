@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 )
 
 // Session keeps a Vault client logged in: it logs in with the configured
@@ -21,8 +23,12 @@ type Session struct {
 	retry     RetryConfig
 	timeout   time.Duration
 	namespace string // configured namespace path, for this collector's identity
-	state     *stateLog
-	logger    *zap.Logger
+	// auditDevice hashes this collector's token for vault.credential.hmac.
+	auditDevice string
+	events      *auditevent.Bus // logins, for the vaultaudit receiver (nil: none)
+	component   string
+	state       *stateLog
+	logger      *zap.Logger
 
 	reauth   chan struct{}
 	loggedIn chan struct{} // closed after the first successful login
@@ -50,6 +56,13 @@ func NewSession(client *api.Client, cfg AuthConfig, vault VaultConfig, logger *z
 	}
 	s.self = newSelfIdentity(s)
 	return s
+}
+
+// Audit makes the session hash its token with device when a consumer stamps
+// vault.credential.hmac, and tell events about each login, as component.
+// Call before Run.
+func (s *Session) Audit(device string, events *auditevent.Bus, component string) {
+	s.auditDevice, s.events, s.component = device, events, component
 }
 
 // ReadWithContext reads a path with the session's token (Logical).
@@ -106,14 +119,36 @@ func (s *Session) Run(ctx context.Context) {
 		if res.token != "" {
 			s.client.SetToken(res.token)
 		}
+		first := s.current.Load() == nil
 		s.setLogin(&res)
 		s.state.ok()
 		s.once.Do(func() { close(s.loggedIn) })
-		s.logger.Debug("Vault login succeeded",
-			zap.String("method", s.cfg.Method), zap.Duration("ttl", res.ttl), zap.Bool("renewable", res.renewable))
+		s.logger.Info("Vault login succeeded", zap.String("method", s.cfg.Method), zap.String("entity_id", res.entityID),
+			zap.Duration("ttl", res.ttl), zap.Bool("renewable", res.renewable), zap.String("vault_request_id", res.requestID))
+		s.emitLogin(&res, first)
 
 		s.keepAlive(ctx, &res)
 	}
+}
+
+// emitLogin tells the audit events about a login: its Vault request id is
+// the audit entry that issued this collector's token.
+func (s *Session) emitLogin(res *loginResult, first bool) {
+	if s.events == nil || !s.events.Active() {
+		return
+	}
+	kind := "again"
+	if first {
+		kind = "first"
+	}
+	s.events.Emit(auditevent.Event{Name: auditevent.Login, Attrs: []auditevent.Attr{
+		auditevent.String(auditevent.Component, s.component),
+		auditevent.String(auditevent.AuthMethod, s.cfg.Method),
+		auditevent.String(auditevent.LoginKind, kind),
+		auditevent.String("vault.entity.id", res.entityID),
+		auditevent.String(auditevent.RequestID, res.requestID),
+		auditevent.Int(auditevent.TokenTTL, int64(res.ttl/time.Second)),
+	}})
 }
 
 func (s *Session) setLogin(res *loginResult) {
@@ -161,7 +196,7 @@ func (s *Session) keepAlive(ctx context.Context, res *loginResult) {
 			if r.Secret != nil && r.Secret.Auth != nil {
 				ttl := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
 				s.setExpiry(ttl)
-				s.logger.Debug("Vault token renewed", zap.Duration("ttl", ttl))
+				s.logger.Debug("Vault token renewed", zap.Duration("ttl", ttl), zap.String("vault_request_id", r.Secret.RequestID))
 			}
 		case <-changed:
 			s.logger.Info("Vault token file changed; using the new token", zap.String("token_file", s.cfg.TokenFile))

@@ -1,6 +1,7 @@
 package vaulttest
 
 import (
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/vault/api"
@@ -127,7 +128,7 @@ func (s *Server) UserpassWorkload(t T, name string, policies ...string) Workload
 		"canonical_id":   entityID,
 		"mount_accessor": auths["userpass/"].Accessor,
 	})
-	login := s.Write(t, "auth/userpass/login/"+name, map[string]any{"password": password})
+	login := s.userpassLogin(t, name, password)
 	if login.Auth.EntityID != entityID {
 		t.Fatalf("userpass login for %s got entity %q, want %q", name, login.Auth.EntityID, entityID)
 	}
@@ -137,7 +138,18 @@ func (s *Server) UserpassWorkload(t T, name string, policies ...string) Workload
 // Login logs the workload in again: a new token of the same entity.
 func (s *Server) Login(t T, w Workload) string {
 	t.Helper()
-	return s.Write(t, "auth/userpass/login/"+w.Name, map[string]any{"password": w.Password}).Auth.ClientToken
+	return s.userpassLogin(t, w.Name, w.Password).Auth.ClientToken
+}
+
+// userpassLogin logs in as a workload does: without a token on the request
+// (Vault's audit log records a login made with a token under that token).
+func (s *Server) userpassLogin(t T, name, password string) *api.Secret {
+	t.Helper()
+	sec, err := s.ClientWithToken(t, "").Logical().WriteWithContext(ctx(t), "auth/userpass/login/"+name, map[string]any{"password": password})
+	if err != nil {
+		t.Fatalf("userpass login %s: %v", name, err)
+	}
+	return sec
 }
 
 // ClientWithToken returns a client for this server that uses token.
@@ -149,4 +161,14 @@ func (s *Server) ClientWithToken(t T, token string) *api.Client {
 	}
 	c.SetToken(token)
 	return c
+}
+
+// EnableFileAudit enables Vault's file audit device at path `file` (the
+// device the examples hash with), writing to a file in a test directory,
+// and returns the file. Requests before it are not in the log.
+func (s *Server) EnableFileAudit(t T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vault-audit.log")
+	s.Write(t, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": path}})
+	return path
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
@@ -33,6 +34,8 @@ type Settings struct {
 	// One of JWT (identity_token mode) and Lookup (token_lookup mode).
 	JWT    *JWTSettings
 	Lookup *LookupSettings
+	// Audit stamps each identity with its credential's audit HMAC; nil: off.
+	Audit *AuditSettings
 }
 
 // JWTSettings is the identity_token mode.
@@ -68,13 +71,17 @@ type Authenticator struct {
 	refusals        *refusals
 	telemetry       *telemetry.Telemetry
 	logger          *zap.Logger
+	events          *auditevent.Bus
+	component       string
 }
 
-// New makes an authenticator; Start readies its verifier.
-func New(s Settings, tel *telemetry.Telemetry, logger *zap.Logger) *Authenticator {
+// New makes an authenticator; Start readies its verifier. Audit events go
+// to events, naming component.
+func New(s Settings, tel *telemetry.Telemetry, logger *zap.Logger, events *auditevent.Bus, component string) *Authenticator {
 	return &Authenticator{
 		s: s, headerLower: strings.ToLower(s.Header), headerCanonical: http.CanonicalHeaderKey(s.Header),
-		verdicts: newVerdicts(s), refusals: newRefusals(logger, tel), telemetry: tel, logger: logger,
+		verdicts: newVerdicts(s), refusals: newRefusals(logger, tel, auditevent.NewTally(events, component)),
+		telemetry: tel, logger: logger, events: events, component: component,
 	}
 }
 
@@ -85,21 +92,26 @@ func (a *Authenticator) Start(ctx, runCtx context.Context, vault vaultclient.Vau
 	if err := a.registerGauge(); err != nil {
 		return err
 	}
+	run(func() { a.refusals.tally.Run(runCtx, refusalEventEvery) })
 	var tenant *tenantRule
 	if a.s.TenantAttribute != "" {
 		tenant = &tenantRule{attribute: a.s.TenantAttribute}
+	}
+	var audit *auditHasher
+	if a.s.Audit != nil {
+		audit = newAuditHasher(*a.s.Audit, vault, vaultCfg.Timeout, runCtx, a.s.CacheSize, a.s.CacheTTL)
 	}
 	if a.s.JWT != nil {
 		hc, err := vaultclient.NewHTTPClient(ctx, vaultCfg)
 		if err != nil {
 			return err
 		}
-		j := newJWTVerifier(*a.s.JWT, a.s.Rules, tenant, a.verdicts, vaultCfg, hc, a.logger)
+		j := newJWTVerifier(*a.s.JWT, a.s.Rules, tenant, a.verdicts, audit, vaultCfg, hc, a.logger)
 		j.each(func(keys *jwks) { run(func() { keys.run(runCtx) }) })
 		a.verifier = j
 		return nil
 	}
-	l := newLookupVerifier(vault, *a.s.Lookup, a.s.Rules, tenant, a.verdicts, vaultCfg.Timeout, a.s.CacheTTL)
+	l := newLookupVerifier(vault, *a.s.Lookup, a.s.Rules, tenant, a.verdicts, audit, vaultCfg.Timeout, a.s.CacheTTL)
 	l.runCtx = runCtx
 	a.verifier = l
 	return nil
@@ -119,7 +131,7 @@ func (a *Authenticator) registerGauge() error {
 func (a *Authenticator) Authenticate(ctx context.Context, sources map[string][]string) (context.Context, error) {
 	credential, reason := a.credential(sources)
 	if reason != "" {
-		a.refusals.refused(reason, "")
+		a.refusals.refused(ctx, reason, "")
 		return ctx, ErrUnauthenticated
 	}
 	key := KeyOf(credential)
@@ -129,20 +141,21 @@ func (a *Authenticator) Authenticate(ctx context.Context, sources map[string][]s
 		return a.withAuth(ctx, v), nil
 	}
 	if _, ok := a.verdicts.refused.get(key, now); ok {
-		a.refusals.refused(ReasonCachedRefusal, "")
+		a.refusals.refused(ctx, ReasonCachedRefusal, "")
 		return ctx, ErrUnauthenticated
 	}
 	v, err := a.verifier.verify(ctx, credential, key, clientAddress(ctx))
 	if err != nil {
 		ve := verdictOf(err)
 		if ve.temporary {
-			a.refusals.unavailable(ve.reason, ve.detail)
+			a.refusals.unavailable(ctx, ve.reason, ve.detail)
 			return ctx, ErrUnavailable
 		}
-		a.refusals.refused(ve.reason, ve.detail)
+		a.refusals.refused(ctx, ve.reason, ve.detail)
 		return ctx, ErrUnauthenticated
 	}
 	a.telemetry.Accepted(false)
+	a.emitAccepted(ctx, v)
 	return a.withAuth(ctx, v), nil
 }
 
@@ -199,4 +212,37 @@ func clientAddress(ctx context.Context) string {
 		}
 		return host
 	}
+}
+
+// emitAccepted tells the audit events about a credential this gateway has
+// just verified (not one answered from the cache): the identity, with its
+// credential's HMAC, and what the credential says of itself.
+func (a *Authenticator) emitAccepted(ctx context.Context, v verdict) {
+	if !a.events.Active() {
+		return
+	}
+	id := v.auth.(identity.AuthData).Identity
+	attrs := make([]auditevent.Attr, 0, len(id.Attributes())+6)
+	attrs = append(attrs, auditevent.String(auditevent.Component, a.component))
+	for _, at := range id.Attributes() {
+		attrs = append(attrs, auditevent.String(at.Key, at.Value))
+	}
+	if peer := clientAddress(ctx); peer != "" {
+		attrs = append(attrs, auditevent.String(auditevent.ClientAddress, peer))
+	}
+	if ab := v.about; ab != nil {
+		attrs = append(attrs, auditevent.String(auditevent.CredentialKind, ab.kind))
+		if !ab.expires.IsZero() {
+			attrs = append(attrs, auditevent.String(auditevent.CredentialExpiry, ab.expires.UTC().Format(time.RFC3339)))
+		}
+		if ab.issuer != "" {
+			attrs = append(attrs, auditevent.String(auditevent.TokenIssuer, ab.issuer), auditevent.String(auditevent.TokenKeyID, ab.keyID))
+		}
+		if len(ab.policies) > 0 {
+			if _, ok := id.Get(identity.Policies); !ok {
+				attrs = append(attrs, auditevent.String(identity.Policies, strings.Join(ab.policies, ",")))
+			}
+		}
+	}
+	a.events.Emit(auditevent.Event{Name: auditevent.CredentialAccepted, Attrs: attrs})
 }

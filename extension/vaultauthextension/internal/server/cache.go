@@ -60,6 +60,23 @@ type verdict struct {
 	expires  int64           // unix nanoseconds
 	tenant   string          // the identity's tenant, when tenants are configured
 	metadata client.Metadata // {vault:tenant: tenant}, built once
+	about    *acceptance     // what the audit event of its acceptance says
+}
+
+// Credential kinds, as audit events name them.
+const (
+	KindIdentityToken = "identity_token"
+	KindToken         = "token"
+)
+
+// acceptance is what the verification of one credential learned beyond
+// the identity, for its audit event.
+type acceptance struct {
+	kind     string
+	expires  time.Time // the credential's own expiry; zero if none
+	issuer   string    // identity_token
+	keyID    string    // identity_token
+	policies []string  // token
 }
 
 func newVerdictCache(size int) *verdictCache {
@@ -143,9 +160,9 @@ func newVerdicts(s Settings) *verdicts {
 
 // accept remembers an identity until cache_ttl, never past the
 // credential's expiry, and returns the verdict.
-func (v *verdicts) accept(key Key, id *identity.Identity, credentialExpiry time.Time) verdict {
+func (v *verdicts) accept(key Key, id *identity.Identity, credentialExpiry time.Time, about *acceptance) verdict {
 	now := time.Now()
-	vd := verdict{auth: identity.AuthData{Identity: id}, expires: deadline(now, v.ttl, credentialExpiry)}
+	vd := verdict{auth: identity.AuthData{Identity: id}, expires: deadline(now, v.ttl, credentialExpiry), about: about}
 	if tenant, ok := id.Get(identity.Tenant); ok {
 		vd.tenant = tenant
 		vd.metadata = identity.TenantMetadata(tenant)

@@ -33,7 +33,7 @@ func TestVerdictCache(t *testing.T) {
 	id := identity.New("e", "root")
 	v := &verdicts{accepted: newVerdictCache(10), refused: newVerdictCache(10), ttl: time.Hour, negativeTTL: 0}
 	soon := time.Now().Add(time.Minute)
-	vd := v.accept(KeyOf("jwt"), id, soon)
+	vd := v.accept(KeyOf("jwt"), id, soon, nil)
 	assert.Equal(t, soon.UnixNano(), vd.expires, "never past the credential's own expiry")
 	v.refuse(KeyOf("garbage"))
 	assert.Zero(t, v.refused.len(), "negative_cache_ttl 0 remembers no refusal")

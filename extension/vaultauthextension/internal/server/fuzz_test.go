@@ -69,7 +69,7 @@ func FuzzVerifyJWT(f *testing.F) {
 		f.Fatal(err)
 	}
 	vault := vaultclient.DefaultVaultConfig()
-	v := newJWTVerifier(cfg, rules, nil, newVerdicts(Settings{CacheSize: 100, CacheTTL: time.Minute}), vault, nil, zap.NewNop())
+	v := newJWTVerifier(cfg, rules, nil, newVerdicts(Settings{CacheSize: 100, CacheTTL: time.Minute}), nil, vault, nil, zap.NewNop())
 	keys := v.issuers[issuer].keys
 	keys.keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &signer.Key.PublicKey, KeyID: signer.KID, Algorithm: "RS256", Use: "sig"}}})
 	keys.lastOK = time.Now()
@@ -78,8 +78,8 @@ func FuzzVerifyJWT(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if id.EntityID() == "" || !exp.After(time.Now().Add(-cfg.Leeway)) {
-			t.Fatalf("accepted %+v expiring %s", id.Attributes(), exp)
+		if id.EntityID() == "" || !exp.expires.After(time.Now().Add(-cfg.Leeway)) {
+			t.Fatalf("accepted %+v expiring %s", id.Attributes(), exp.expires)
 		}
 	})
 }

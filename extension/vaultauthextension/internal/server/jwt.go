@@ -32,6 +32,7 @@ type jwtVerifier struct {
 	rules    identity.Rules
 	tenant   *tenantRule
 	verdicts *verdicts
+	audit    *auditHasher // nil without server.audit
 	issuers  map[string]issuer
 }
 
@@ -40,7 +41,7 @@ type issuer struct {
 	namespace string // from the issuer URL: .../v1/<namespace>/identity/oidc
 }
 
-func newJWTVerifier(cfg JWTSettings, rules identity.Rules, tenant *tenantRule, v *verdicts, vault vaultclient.VaultConfig, httpClient *http.Client, logger *zap.Logger) *jwtVerifier {
+func newJWTVerifier(cfg JWTSettings, rules identity.Rules, tenant *tenantRule, v *verdicts, audit *auditHasher, vault vaultclient.VaultConfig, httpClient *http.Client, logger *zap.Logger) *jwtVerifier {
 	issuers := cfg.Issuers
 	if len(issuers) == 0 {
 		issuers = []string{defaultIssuer(vault)}
@@ -48,7 +49,7 @@ func newJWTVerifier(cfg JWTSettings, rules identity.Rules, tenant *tenantRule, v
 		logger.Warn("vault.namespace is set but no issuer is in it: identity tokens of that namespace will be refused (unknown_issuer)",
 			zap.String("namespace", ns), zap.Strings("issuers", issuers), zap.String("its_issuer", defaultIssuer(vault)))
 	}
-	j := &jwtVerifier{cfg: cfg, rules: rules, tenant: tenant, verdicts: v, issuers: make(map[string]issuer, len(issuers))}
+	j := &jwtVerifier{cfg: cfg, rules: rules, tenant: tenant, verdicts: v, audit: audit, issuers: make(map[string]issuer, len(issuers))}
 	for _, iss := range issuers {
 		iss = strings.TrimRight(iss, "/")
 		j.issuers[iss] = issuer{
@@ -86,9 +87,13 @@ func (j *jwtVerifier) each(f func(*jwks)) {
 }
 
 func (j *jwtVerifier) verify(ctx context.Context, raw string, key Key, _ string) (verdict, error) {
-	id, expires, err := j.check(ctx, raw)
+	id, about, err := j.check(ctx, raw)
 	if err == nil {
 		id, err = j.tenant.resolve(id)
+	}
+	cacheUntil := about.expires
+	if err == nil {
+		id, cacheUntil, err = j.audit.stamp(ctx, key, raw, id, about.expires)
 	}
 	if err != nil {
 		if ve := verdictOf(err); ve.checked {
@@ -96,51 +101,51 @@ func (j *jwtVerifier) verify(ctx context.Context, raw string, key Key, _ string)
 		}
 		return verdict{}, err
 	}
-	return j.verdicts.accept(key, id, expires), nil
+	return j.verdicts.accept(key, id, cacheUntil, about), nil
 }
 
-func (j *jwtVerifier) check(ctx context.Context, raw string) (*identity.Identity, time.Time, error) {
+func (j *jwtVerifier) check(ctx context.Context, raw string) (*identity.Identity, *acceptance, error) {
 	tok, err := jwt.ParseSigned(raw, asymmetricAlgorithms)
 	if err != nil {
 		if strings.Contains(err.Error(), "unexpected signature algorithm") {
-			return nil, time.Time{}, refused(ReasonAlgorithm, "not an asymmetric algorithm: %v", err)
+			return nil, &acceptance{}, refused(ReasonAlgorithm, "not an asymmetric algorithm: %v", err)
 		}
-		return nil, time.Time{}, refused(ReasonMalformed, "not a signed JWT: %v", err)
+		return nil, &acceptance{}, refused(ReasonMalformed, "not a signed JWT: %v", err)
 	}
 	if len(tok.Headers) != 1 {
-		return nil, time.Time{}, refused(ReasonMalformed, "want one signature, got %d", len(tok.Headers))
+		return nil, &acceptance{}, refused(ReasonMalformed, "want one signature, got %d", len(tok.Headers))
 	}
 	header := tok.Headers[0]
 	// The issuer picks the key set; it is checked again after verification.
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, time.Time{}, refused(ReasonMalformed, "claims: %v", err)
+		return nil, &acceptance{}, refused(ReasonMalformed, "claims: %v", err)
 	}
 	iss, ok := j.issuers[unverified.Issuer]
 	if !ok {
-		return nil, time.Time{}, refused(ReasonUnknownIssuer, "issuer %q not accepted", unverified.Issuer)
+		return nil, &acceptance{}, refused(ReasonUnknownIssuer, "issuer %q not accepted", unverified.Issuer)
 	}
 	jwk, err := iss.keys.key(ctx, header.KeyID)
 	switch {
 	case errors.Is(err, errKeysUnavailable):
-		return nil, time.Time{}, unavailable(ReasonKeysUnavail, err)
+		return nil, &acceptance{}, unavailable(ReasonKeysUnavail, err)
 	case err != nil:
-		return nil, time.Time{}, refused(ReasonUnknownKey, "%v (kid %q)", err, header.KeyID)
+		return nil, &acceptance{}, refused(ReasonUnknownKey, "%v (kid %q)", err, header.KeyID)
 	}
 	// A key is used only as its JWK declares: with its algorithm, for signatures.
 	if jwk.Algorithm != "" && jwk.Algorithm != header.Algorithm {
-		return nil, time.Time{}, refused(ReasonAlgorithm, "token alg %s, key %q declares %s", header.Algorithm, header.KeyID, jwk.Algorithm)
+		return nil, &acceptance{}, refused(ReasonAlgorithm, "token alg %s, key %q declares %s", header.Algorithm, header.KeyID, jwk.Algorithm)
 	}
 	if jwk.Use != "" && jwk.Use != "sig" {
-		return nil, time.Time{}, refused(ReasonAlgorithm, "key %q is for %q, not signatures", header.KeyID, jwk.Use)
+		return nil, &acceptance{}, refused(ReasonAlgorithm, "key %q is for %q, not signatures", header.KeyID, jwk.Use)
 	}
 	var claims jwt.Claims
 	extra := map[string]any{}
 	if err := tok.Claims(jwk.Key, &claims, &extra); err != nil {
-		return nil, time.Time{}, refusedChecked(ReasonBadSignature, "signature: %v", err)
+		return nil, &acceptance{}, refusedChecked(ReasonBadSignature, "signature: %v", err)
 	}
 	if claims.Expiry == nil {
-		return nil, time.Time{}, refusedChecked(ReasonInvalidClaims, "no exp claim")
+		return nil, &acceptance{}, refusedChecked(ReasonInvalidClaims, "no exp claim")
 	}
 	err = claims.ValidateWithLeeway(jwt.Expected{
 		Issuer:      unverified.Issuer,
@@ -148,13 +153,13 @@ func (j *jwtVerifier) check(ctx context.Context, raw string) (*identity.Identity
 		Time:        time.Now(),
 	}, j.cfg.Leeway)
 	if err != nil {
-		return nil, time.Time{}, refusedChecked(ReasonInvalidClaims, "claims: %v", err)
+		return nil, &acceptance{}, refusedChecked(ReasonInvalidClaims, "claims: %v", err)
 	}
 	if claims.Subject == "" {
-		return nil, time.Time{}, refusedChecked(ReasonNoEntity, "no sub (entity id)")
+		return nil, &acceptance{}, refusedChecked(ReasonNoEntity, "no sub (entity id)")
 	}
 	id := identity.New(claims.Subject, iss.namespace, j.rules.Apply(identity.Facts{Claims: extra})...)
-	return id, claims.Expiry.Time(), nil
+	return id, &acceptance{kind: KindIdentityToken, expires: claims.Expiry.Time(), issuer: unverified.Issuer, keyID: header.KeyID}, nil
 }
 
 // namespaceOfIssuer reads the namespace path from a Vault issuer URL:

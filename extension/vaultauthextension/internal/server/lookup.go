@@ -30,6 +30,7 @@ type lookupVerifier struct {
 	rules    identity.Rules
 	tenant   *tenantRule
 	verdicts *verdicts
+	audit    *auditHasher // nil without server.audit
 	timeout  time.Duration
 	runCtx   context.Context
 
@@ -40,12 +41,13 @@ type lookupVerifier struct {
 	entities  *entityCache
 }
 
-func newLookupVerifier(vault vaultclient.Vault, cfg LookupSettings, rules identity.Rules, tenant *tenantRule, v *verdicts, timeout, cacheTTL time.Duration) *lookupVerifier {
+func newLookupVerifier(vault vaultclient.Vault, cfg LookupSettings, rules identity.Rules, tenant *tenantRule, v *verdicts, audit *auditHasher, timeout, cacheTTL time.Duration) *lookupVerifier {
 	return &lookupVerifier{
 		vault:     vault,
 		rules:     rules,
 		tenant:    tenant,
 		verdicts:  v,
+		audit:     audit,
 		timeout:   timeout,
 		runCtx:    context.Background(),
 		slots:     make(chan struct{}, cfg.MaxConcurrent),
@@ -106,9 +108,13 @@ func (v *lookupVerifier) lookupAndRecord(token string, key Key, client string) (
 	}
 	ctx, cancel := context.WithTimeout(v.runCtx, v.timeout)
 	defer cancel()
-	id, expires, err := v.lookup(ctx, token)
+	id, about, err := v.lookup(ctx, token)
 	if err == nil {
 		id, err = v.tenant.resolve(id)
+	}
+	cacheUntil := about.expires
+	if err == nil {
+		id, cacheUntil, err = v.audit.stamp(ctx, key, token, id, about.expires)
 	}
 	if err != nil {
 		if verdictOf(err).checked {
@@ -116,36 +122,36 @@ func (v *lookupVerifier) lookupAndRecord(token string, key Key, client string) (
 		}
 		return verdict{}, err
 	}
-	return v.verdicts.accept(key, id, expires), nil
+	return v.verdicts.accept(key, id, cacheUntil, about), nil
 }
 
-func (v *lookupVerifier) lookup(ctx context.Context, token string) (*identity.Identity, time.Time, error) {
+func (v *lookupVerifier) lookup(ctx context.Context, token string) (*identity.Identity, *acceptance, error) {
 	sec, err := v.vault.WriteWithContext(ctx, "auth/token/lookup", map[string]any{"token": token})
 	if err != nil {
-		return nil, time.Time{}, v.lookupError(err)
+		return nil, &acceptance{}, v.lookupError(err)
 	}
 	info, err := vaultclient.ParseTokenInfo(sec)
 	if err != nil {
-		return nil, time.Time{}, unavailable(ReasonVaultUnavail, err)
+		return nil, &acceptance{}, unavailable(ReasonVaultUnavail, err)
 	}
 	if info.EntityID == "" {
-		return nil, time.Time{}, refusedChecked(ReasonNoEntity, "token has no entity")
+		return nil, &acceptance{}, refusedChecked(ReasonNoEntity, "token has no entity")
 	}
-	var expires time.Time
+	about := &acceptance{kind: KindToken, policies: info.Policies}
 	if info.TTL > 0 {
-		expires = time.Now().Add(info.TTL)
+		about.expires = time.Now().Add(info.TTL)
 	}
 	facts := identity.Facts{Policies: info.Policies, TokenMeta: info.LoginMeta}
 	if v.rules.Needs(identity.FromEntityName, identity.FromEntityMetadata, identity.FromEntityGroups) {
 		e, err := v.entities.get(ctx, v.vault, info.EntityID, v.rules.Needs(identity.FromEntityGroups))
 		if err != nil {
 			// Not cached, and no verdict: the next request tries again.
-			return nil, time.Time{}, unavailable(ReasonVaultUnavail, err)
+			return nil, &acceptance{}, unavailable(ReasonVaultUnavail, err)
 		}
 		facts.EntityName, facts.EntityMetadata, facts.GroupNames = e.Name, e.Metadata, e.GroupNames
 	}
 	id := identity.New(info.EntityID, vaultclient.NamespaceFromPath(info.NamespacePath), v.rules.Apply(facts)...)
-	return id, expires, nil
+	return id, about, nil
 }
 
 // lookupError tells Vault's verdict on the token from a problem of Vault's

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 )
 
@@ -26,11 +27,11 @@ func benchAuthenticateParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := New(Settings{Header: "authorization", MaxCredentialSize: 16 << 10, CacheTTL: time.Hour, CacheSize: 10000}, tel, zap.NewNop())
+	a := New(Settings{Header: "authorization", MaxCredentialSize: 16 << 10, CacheTTL: time.Hour, CacheSize: 10000}, tel, zap.NewNop(), new(auditevent.Bus), "vaultauth")
 	// A typical Vault identity JWT is about 900 bytes.
 	known := "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9." + strings.Repeat("x", 800) + ".sig"
 	id := identity.New("e", "root", identity.Attribute{Key: identity.EntityName, Value: "payments"})
-	a.verdicts.accept(KeyOf(known), id, time.Time{})
+	a.verdicts.accept(KeyOf(known), id, time.Time{}, nil)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -42,7 +43,7 @@ func benchAuthenticateParallel(b *testing.B) {
 			case <-stop:
 				return
 			case <-tick.C:
-				a.verdicts.accept(KeyOf("new-sender-"+strconv.Itoa(i)), id, time.Time{})
+				a.verdicts.accept(KeyOf("new-sender-"+strconv.Itoa(i)), id, time.Time{}, nil)
 			}
 		}
 	}()

@@ -10,11 +10,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/ratelimit"
 )
 
 // refusalLogEvery is the least time between two warnings for one reason.
 const refusalLogEvery = 10 * time.Second
+
+// refusalEventEvery is the interval refusal audit events aggregate over.
+const refusalEventEvery = 10 * time.Second
 
 // refusals counts requests the server side did not accept, by outcome and
 // reason, and says why at warn level, at most once per reason every
@@ -22,6 +26,7 @@ const refusalLogEvery = 10 * time.Second
 type refusals struct {
 	logger    *zap.Logger
 	telemetry *telemetry.Telemetry
+	tally     *auditevent.Tally // refusal audit events, per reason and peer
 
 	mu   sync.Mutex
 	byID map[outcomeReason]*reasonLog
@@ -33,16 +38,22 @@ type reasonLog struct {
 	add        func()
 }
 
-func newRefusals(logger *zap.Logger, tel *telemetry.Telemetry) *refusals {
-	return &refusals{logger: logger, telemetry: tel, byID: map[outcomeReason]*reasonLog{}}
+func newRefusals(logger *zap.Logger, tel *telemetry.Telemetry, tally *auditevent.Tally) *refusals {
+	return &refusals{logger: logger, telemetry: tel, tally: tally, byID: map[outcomeReason]*reasonLog{}}
 }
 
-func (r *refusals) refused(reason, detail string)     { r.record("refused", reason, detail) }
-func (r *refusals) unavailable(reason, detail string) { r.record("unavailable", reason, detail) }
+func (r *refusals) refused(ctx context.Context, reason, detail string) {
+	r.record(ctx, "refused", reason, detail)
+}
 
-func (r *refusals) record(o, reason, detail string) {
+func (r *refusals) unavailable(ctx context.Context, reason, detail string) {
+	r.record(ctx, "unavailable", reason, detail)
+}
+
+func (r *refusals) record(ctx context.Context, o, reason, detail string) {
 	l := r.get(o, reason)
 	l.add()
+	r.tally.Add(o, reason, clientAddress(ctx))
 	if !l.warn.Allow(refusalLogEvery) {
 		l.suppressed.Add(1)
 		return

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
@@ -33,10 +34,13 @@ func lookupAuthenticator(t *testing.T, v vaultclient.Vault) *Authenticator {
 	require.NoError(t, err)
 	a := New(Settings{Header: "authorization", MaxCredentialSize: 16 << 10, CacheTTL: time.Minute, CacheSize: 100,
 		NegativeCacheTTL: 10 * time.Second, Rules: rules,
-		Lookup: &LookupSettings{MaxConcurrent: 32, PerSecond: 100, PerSecondPerClient: 25}}, tel, zap.NewNop())
+		Lookup: &LookupSettings{MaxConcurrent: 32, PerSecond: 100, PerSecondPerClient: 25}}, tel, zap.NewNop(), new(auditevent.Bus), "vaultauth")
 	vaultCfg := vaultclient.DefaultVaultConfig()
 	vaultCfg.Timeout = time.Second
-	require.NoError(t, a.Start(context.Background(), context.Background(), v, vaultCfg, func(f func()) { go f() }))
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	require.NoError(t, a.Start(context.Background(), runCtx, v, vaultCfg, func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }))
 	return a
 }
 

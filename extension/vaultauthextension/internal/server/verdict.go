@@ -43,6 +43,9 @@ const (
 	ReasonRateLimited    = "rate_limited"
 	ReasonNotLoggedIn    = "not_logged_in"
 	ReasonRequestExpired = "request_deadline"
+	// ReasonAuditUnavail: verified, but Vault could not hash the
+	// credential for vault.credential.hmac (server.audit.on_failure).
+	ReasonAuditUnavail = "audit_hash_unavailable"
 )
 
 // verdictError says why a credential was not accepted. It is logged

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -27,6 +28,16 @@ type Secret struct {
 
 	current atomic.Pointer[Value] // nil until the first read, or after a lease ended
 	watcher *vaultclient.SecretWatcher
+
+	// Audit events of each new value (set by audited before the watcher runs).
+	events    *auditevent.Bus
+	component string
+	path      string
+}
+
+// audited makes set tell env's audit events about each new value of path.
+func (s *Secret) audited(env Env, path string) {
+	s.events, s.component, s.path = env.Events, env.Component, path
 }
 
 func newSecret(s Settings, tenant string, tel *telemetry.Telemetry, errMissing error) *Secret {
@@ -53,9 +64,42 @@ func (s *Secret) set(val vaultclient.Value) {
 	next := newCredential(s.header, s.scheme, val.Data)
 	next.version, next.created, next.expires = val.Version, val.Created, val.Expires
 	// A re-read lease renews the same value: only a new value is a rotation.
-	if old := s.current.Swap(next); old != nil && old.values[0] != next.values[0] {
+	old := s.current.Swap(next)
+	if old != nil && old.values[0] != next.values[0] {
 		s.telemetry.VaultauthRotations.Add(context.Background(), 1, metric.WithAttributeSet(s.attrs))
 	}
+	if old == nil || old.values[0] != next.values[0] || old.version != next.version {
+		s.emitChanged(val)
+	}
+}
+
+// emitChanged tells the audit events which Vault request gave this
+// collector the credential it now exports with, and its provenance.
+func (s *Secret) emitChanged(val vaultclient.Value) {
+	if s.events == nil || !s.events.Active() {
+		return
+	}
+	attrs := []auditevent.Attr{
+		auditevent.String(auditevent.Component, s.component),
+		auditevent.String(auditevent.SecretPath, s.path),
+		auditevent.String(auditevent.RequestID, val.RequestID),
+	}
+	if s.tenant != "" {
+		attrs = append(attrs, auditevent.String("vault.tenant", s.tenant))
+	}
+	if val.Version > 0 {
+		attrs = append(attrs, auditevent.Int(auditevent.SecretVersion, int64(val.Version)))
+	}
+	if !val.Created.IsZero() {
+		attrs = append(attrs, auditevent.String(auditevent.SecretCreated, val.Created.UTC().Format(time.RFC3339Nano)))
+	}
+	if val.RotatedBy != "" {
+		attrs = append(attrs, auditevent.String(auditevent.RotatedBy, val.RotatedBy))
+	}
+	if val.Reason != "" {
+		attrs = append(attrs, auditevent.String(auditevent.RotationReason, val.Reason))
+	}
+	s.events.Emit(auditevent.Event{Name: auditevent.ExportCredentialChanged, Attrs: attrs})
 }
 
 func (s *Secret) observeVersion(o metric.Int64Observer) {
@@ -99,6 +143,7 @@ func (o *single) Start(_, runCtx context.Context, _ component.Host, env Env) err
 	// Unavailable, so the exporter retries instead of dropping the data.
 	errMissing := status.Error(codes.Unavailable, fmt.Sprintf("%s: no credential from Vault yet (%s)", o.id, o.s.Secret.Path))
 	o.secret = newSecret(o.s, "", env.Telemetry, errMissing)
+	o.secret.audited(env, o.s.Secret.Path)
 	report := func(activity string, err error) {
 		if err != nil {
 			env.Telemetry.Failed(activity, "")

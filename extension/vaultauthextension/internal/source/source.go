@@ -15,6 +15,7 @@ import (
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/status"
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -77,6 +78,10 @@ type Env struct {
 	Status    *status.Folder
 	// Run runs work in the background until the instance shuts down.
 	Run func(func())
+	// Events takes audit events (the export credential changing, tenants
+	// opened and closed), naming Component.
+	Events    *auditevent.Bus
+	Component string
 }
 
 // Source is where the request path gets the credential for one export: the

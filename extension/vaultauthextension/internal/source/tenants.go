@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/internal/ratelimit"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
@@ -318,6 +319,8 @@ func (t *Tenants) watch(s *tenantSlot, tenant string, secret vaultclient.SecretC
 	w := vaultclient.NewSecretWatcher(t.env.Vault, t.env.Retry, secret, t.s.RefreshInterval,
 		t.env.Logger.With(zap.String("tenant", tenant)), report, set)
 	s.src.watcher = w
+	s.src.audited(t.env, secret.Path)
+	t.emitTenant(auditevent.TenantOpened, tenant, "first_seen")
 	t.env.Run(func() { w.Run(ctx) })
 }
 
@@ -379,12 +382,25 @@ func (t *Tenants) evictIdle(ctx context.Context) {
 				delete(t.byName, name)
 				t.env.Status.Report(tenantStatusKey(name), nil) // it no longer counts against the status
 				t.env.Logger.Info("stopped watching an idle tenant's secret", zap.String("tenant", name))
+				t.emitTenant(auditevent.TenantClosed, name, "idle")
 			}
 		}
 		t.publishLocked()
 		t.mu.Unlock()
 		t.reportNoneReady()
 	}
+}
+
+// emitTenant tells the audit events a tenant was opened or closed, and why.
+func (t *Tenants) emitTenant(name, tenant, reason string) {
+	if t.env.Events == nil {
+		return
+	}
+	t.env.Events.Emit(auditevent.Event{Name: name, Attrs: []auditevent.Attr{
+		auditevent.String(auditevent.Component, t.env.Component),
+		auditevent.String("vault.tenant", tenant),
+		auditevent.String(auditevent.TenantReason, reason),
+	}})
 }
 
 // each runs f for each tenant's secret.

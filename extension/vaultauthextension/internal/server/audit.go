@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
+)
+
+// What the server does with a credential it verified but Vault could not
+// hash (server.audit.on_failure).
+const (
+	// AuditHold tells the sender to retry (Unavailable): nothing passes
+	// without its join key, and nothing is lost. The default.
+	AuditHold = "hold"
+	// AuditRefuse refuses the request (Unauthenticated), not cached.
+	AuditRefuse = "refuse"
+	// AuditStampWithout accepts without vault.credential.hmac, trusted
+	// only for auditRetryAfter so the hash is tried again soon.
+	AuditStampWithout = "stamp_without"
+)
+
+// auditRetryAfter is how long a verdict stamped without its HMAC is cached.
+const auditRetryAfter = 10 * time.Second
+
+// AuditSettings is the `server.audit` block.
+type AuditSettings struct {
+	Device    string // the audit device path, as in sys/audit-hash/<device>
+	OnFailure string // AuditHold, AuditRefuse or AuditStampWithout
+}
+
+// auditHasher adds the Vault audit HMAC of each newly verified credential
+// to its identity: one sys/audit-hash call per new credential, never per
+// request. Calls run on the extension's context with Vault's timeout, shared
+// by concurrent requests with one credential, and their result is kept
+// even when every request that waited has gone, so a sender's deadline
+// cannot turn into a failure for it or anyone.
+type auditHasher struct {
+	s       AuditSettings
+	vault   vaultclient.Vault
+	timeout time.Duration
+	runCtx  context.Context
+
+	flights singleflight.Group
+	hashed  *hmacCache
+}
+
+func newAuditHasher(s AuditSettings, vault vaultclient.Vault, timeout time.Duration, runCtx context.Context, size int, ttl time.Duration) *auditHasher {
+	return &auditHasher{s: s, vault: vault, timeout: timeout, runCtx: runCtx, hashed: newHMACCache(size, ttl)}
+}
+
+// stamp returns id with its credential's HMAC, and the expiry to cache the
+// verdict until (credentialExpiry, or sooner when stamped without). A nil
+// hasher (no server.audit) stamps nothing.
+func (h *auditHasher) stamp(ctx context.Context, key Key, credential string, id *identity.Identity, credentialExpiry time.Time) (*identity.Identity, time.Time, error) {
+	if h == nil {
+		return id, credentialExpiry, nil
+	}
+	hmac, err := h.hmac(ctx, key, credential)
+	switch {
+	case err == nil:
+		return id.With(identity.Attribute{Key: identity.CredentialHMAC, Value: hmac}), credentialExpiry, nil
+	case errors.Is(err, errRequestEnded):
+		return nil, time.Time{}, unavailable(ReasonRequestExpired, err)
+	case h.s.OnFailure == AuditStampWithout:
+		soon := time.Now().Add(auditRetryAfter)
+		if credentialExpiry.IsZero() || soon.Before(credentialExpiry) {
+			credentialExpiry = soon
+		}
+		return id, credentialExpiry, nil
+	case h.s.OnFailure == AuditRefuse:
+		return nil, time.Time{}, refused(ReasonAuditUnavail, "%v", err)
+	default:
+		return nil, time.Time{}, unavailable(ReasonAuditUnavail, err)
+	}
+}
+
+var errRequestEnded = errors.New("the request ended before Vault hashed its credential; the hash goes on")
+
+func (h *auditHasher) hmac(ctx context.Context, key Key, credential string) (string, error) {
+	if v, ok := h.hashed.get(key); ok {
+		return v, nil
+	}
+	ch := h.flights.DoChan(string(key[:]), func() (any, error) {
+		select {
+		case <-h.vault.LoggedIn():
+		default:
+			return "", errors.New("not logged in to Vault yet")
+		}
+		ctx, cancel := context.WithTimeout(h.runCtx, h.timeout)
+		defer cancel()
+		v, err := vaultclient.AuditHash(ctx, h.vault, h.s.Device, credential)
+		if err != nil {
+			if isForbidden(err) {
+				h.vault.RequestLogin()
+			}
+			return "", err
+		}
+		h.hashed.put(key, v)
+		return v, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return "", res.Err
+		}
+		return res.Val.(string), nil
+	case <-ctx.Done():
+		return "", errRequestEnded
+	}
+}
+
+func isForbidden(err error) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+// hmacCache remembers HMACs by credential key until a deadline, bounded.
+type hmacCache struct {
+	mu    sync.Mutex
+	m     map[Key]hmacEntry
+	limit int
+	ttl   time.Duration
+}
+
+type hmacEntry struct {
+	hmac    string
+	expires time.Time
+}
+
+func newHMACCache(limit int, ttl time.Duration) *hmacCache {
+	return &hmacCache{m: map[Key]hmacEntry{}, limit: max(1, limit), ttl: ttl}
+}
+
+func (c *hmacCache) get(k Key) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || time.Now().After(e.expires) {
+		return "", false
+	}
+	return e.hmac, true
+}
+
+func (c *hmacCache) put(k Key, hmac string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.limit {
+		for old := range c.m { // any one: random in Go
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = hmacEntry{hmac: hmac, expires: time.Now().Add(c.ttl)}
+}

@@ -1,0 +1,21 @@
+package vaultauditreceiver
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/vaultlightstep/vaultlightstep/receiver/vaultauditreceiver/internal/metadata"
+)
+
+// NewFactory returns the factory of the vaultaudit receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(metadata.Type, createDefaultConfig,
+		receiver.WithLogs(createLogs, metadata.LogsStability))
+}
+
+func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
+	return newAuditReceiver(cfg.(*Config), set, next)
+}
