@@ -70,7 +70,7 @@ func TestEndToEnd(t *testing.T) {
 				require.Equal(t, []string{w.Name}, span.Resource.Values("vault.entity.name"), "%s span", w.Name)
 				require.Equal(t, []string{"root"}, span.Resource.Values("vault.namespace"), "%s span", w.Name)
 				require.Empty(t, span.Span.Values("vault.entity.id"), "%s: the forged span attribute survived", w.Name)
-				onlyStamped(t, span, "vault.entity.id", "vault.entity.name", "vault.namespace")
+				onlyStamped(t, span, "vault.entity.id", "vault.entity.name", "vault.namespace", "vault.credential.hmac")
 			}
 		}
 	})

@@ -67,7 +67,7 @@ func TestScaleOut(t *testing.T) {
 		for _, id := range s.Sent() {
 			span, _ := d.Sink.Span(id)
 			require.Equal(t, []string{d.Workloads[i].EntityID}, span.Resource.Values("vault.entity.id"), "%s", s.Workload)
-			onlyStamped(t, span, "vault.entity.id", "vault.entity.name", "vault.namespace")
+			onlyStamped(t, span, "vault.entity.id", "vault.entity.name", "vault.namespace", "vault.credential.hmac")
 		}
 	}
 	var duringRun int

@@ -89,7 +89,7 @@ func isolationAllowingRedelivery(t *testing.T, d *testbed.Deployment, teams ...s
 			require.Equal(t, []string{team}, span.Resource.Values("vault.tenant"), "%s span: stamped tenant", s.Workload)
 			require.Equal(t, []string{d.Workloads[i].EntityID}, span.Resource.Values("vault.entity.id"), "%s span", s.Workload)
 			require.Empty(t, span.Span.Values("vault.tenant"), "%s span: the forged tenant survived", s.Workload)
-			onlyStamped(t, span, "vault.entity.id", "vault.entity.name", "vault.namespace", "vault.tenant")
+			onlyStamped(t, span, "vault.entity.id", "vault.entity.name", "vault.namespace", "vault.tenant", "vault.credential.hmac")
 			checked++
 		}
 	}

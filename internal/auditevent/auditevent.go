@@ -76,36 +76,67 @@ type Source interface {
 // Bus fans events out to subscribers. Emit without subscribers is one
 // atomic load, so emitters need not ask first (Active, when building the
 // event costs something).
+//
+// Extensions start before receivers: the first events (the first login)
+// happen before a vaultaudit receiver subscribes. Until the first
+// subscription, the bus keeps up to maxBacklog events for it.
 type Bus struct {
-	mu   sync.Mutex
-	next int
-	subs atomic.Pointer[map[int]func(Event)]
+	mu         sync.Mutex
+	next       int
+	backlog    []Event     // events before the first subscription
+	backlogEnd atomic.Bool // someone subscribed, or the backlog is full
+	subs       atomic.Pointer[map[int]func(Event)]
 }
 
-// Active says whether anyone listens.
+// maxBacklog bounds the events kept for the first subscriber.
+const maxBacklog = 64
+
+// Active says whether an event emitted now reaches anyone.
 func (b *Bus) Active() bool {
 	m := b.subs.Load()
-	return m != nil && len(*m) > 0
+	return (m != nil && len(*m) > 0) || !b.backlogEnd.Load()
 }
 
 // Emit hands e to every subscriber, stamped with now if it has no time.
 func (b *Bus) Emit(e Event) {
-	m := b.subs.Load()
-	if m == nil || len(*m) == 0 {
-		return
-	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	m := b.subs.Load()
+	if m == nil || len(*m) == 0 {
+		b.keep(e)
+		return
 	}
 	for _, f := range *m {
 		f(e)
 	}
 }
 
-// Subscribe adds f (Source).
+// keep adds e to the backlog, before the first subscription.
+func (b *Bus) keep(e Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.backlogEnd.Load() {
+		return
+	}
+	b.backlog = append(b.backlog, e)
+	if len(b.backlog) >= maxBacklog {
+		b.backlogEnd.Store(true)
+	}
+}
+
+// Subscribe adds f (Source). The first subscriber first gets the events
+// emitted before it.
 func (b *Bus) Subscribe(f func(Event)) func() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.backlog != nil || !b.backlogEnd.Load() {
+		b.backlogEnd.Store(true)
+		for _, e := range b.backlog {
+			f(e)
+		}
+		b.backlog = nil
+	}
 	id := b.next
 	b.next++
 	b.swap(func(m map[int]func(Event)) { m[id] = f })

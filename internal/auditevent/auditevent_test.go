@@ -13,8 +13,7 @@ import (
 
 func TestBusFansOutUntilUnsubscribed(t *testing.T) {
 	var b Bus
-	assert.False(t, b.Active())
-	b.Emit(Event{Name: Login}) // nobody listens: nothing happens
+	b.Emit(Event{Name: Login}) // before any subscriber: kept for the first
 	var mu sync.Mutex
 	got := map[string]int{}
 	un1 := b.Subscribe(func(e Event) { mu.Lock(); got["one"]++; mu.Unlock(); assert.False(t, e.Time.IsZero()) })
@@ -24,8 +23,21 @@ func TestBusFansOutUntilUnsubscribed(t *testing.T) {
 	b.Emit(Event{Name: Login})
 	un2()
 	b.Emit(Event{Name: Login})
-	assert.Equal(t, map[string]int{"one": 1, "two": 2}, got)
+	assert.Equal(t, map[string]int{"one": 2, "two": 2}, got, "one got the backlog")
 	assert.False(t, b.Active())
+}
+
+// Events before the first subscription wait for it, bounded; after it,
+// and once the backlog is full, the bus is inactive without subscribers.
+func TestBusBacklogIsBounded(t *testing.T) {
+	var b Bus
+	for range 2 * maxBacklog {
+		b.Emit(Event{Name: Login})
+	}
+	assert.False(t, b.Active(), "a full backlog takes no more")
+	n := 0
+	b.Subscribe(func(Event) { n++ })()
+	assert.Equal(t, maxBacklog, n)
 }
 
 // A flood from more peers than MaxPeersPerInterval yields at most
@@ -35,6 +47,7 @@ func TestTallyIsBoundedAndCountsEverything(t *testing.T) {
 	var b Bus
 	var events []Event
 	defer b.Subscribe(func(e Event) { events = append(events, e) })()
+	events = nil
 	tally := NewTally(&b, "vaultauth/agents")
 	for i := range 10000 {
 		tally.Add("refused", "malformed", fmt.Sprintf("10.0.%d.%d", i/250, i%250))

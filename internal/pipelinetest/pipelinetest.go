@@ -93,10 +93,17 @@ type Receiver struct {
 // merged into both protocols (e.g. include_metadata, auth), sending to next.
 func StartTracesReceiver(t T, host component.Host, protocolSettings map[string]any, next consumer.Traces) Receiver {
 	t.Helper()
+	return StartReceiver(t, host, protocolSettings, next, nil)
+}
+
+// StartReceiver is StartTracesReceiver that also takes logs, into logs
+// (when not nil).
+func StartReceiver(t T, host component.Host, protocolSettings map[string]any, next consumer.Traces, logs consumer.Logs) Receiver {
+	t.Helper()
 	var err error
 	for range 3 { // a port free a moment ago can be taken before the bind
 		var r Receiver
-		if r, err = startTracesReceiver(t, host, protocolSettings, next); err == nil {
+		if r, err = startTracesReceiver(t, host, protocolSettings, next, logs); err == nil {
 			return r
 		}
 	}
@@ -104,7 +111,7 @@ func StartTracesReceiver(t T, host component.Host, protocolSettings map[string]a
 	return Receiver{}
 }
 
-func startTracesReceiver(t T, host component.Host, protocolSettings map[string]any, next consumer.Traces) (Receiver, error) {
+func startTracesReceiver(t T, host component.Host, protocolSettings map[string]any, next consumer.Traces, logs consumer.Logs) (Receiver, error) {
 	r := Receiver{GRPCAddr: vaulttest.FreeAddr(t), HTTPAddr: vaulttest.FreeAddr(t)}
 	grpc := map[string]any{"endpoint": r.GRPCAddr}
 	http := map[string]any{"endpoint": r.HTTPAddr}
@@ -117,6 +124,13 @@ func startTracesReceiver(t T, host component.Host, protocolSettings map[string]a
 	rcv, err := f.CreateTraces(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, next)
 	if err != nil {
 		t.Fatalf("create otlp receiver: %v", err)
+	}
+	if logs != nil {
+		// The same config: the otlp receiver shares one instance (and its
+		// ports) between signals.
+		if _, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, logs); err != nil {
+			t.Fatalf("create otlp receiver: %v", err)
+		}
 	}
 	if err := rcv.Start(context.Background(), host); err != nil {
 		_ = rcv.Shutdown(context.Background())

@@ -26,6 +26,10 @@ type Options struct {
 	// Balanced puts a Balancer in front of the gateways, as users do: every
 	// agent sends to it, and a dead gateway's agents reconnect to the others.
 	Balanced bool
+	// IdentityTokenTTL, when set, replaces the 1h TTL of the agents'
+	// identity tokens (Vault role otel-agent): agents fetch a new one at
+	// two thirds of it.
+	IdentityTokenTTL string
 	// Teams, when set, runs the multi-team gateway (gateway-multitenant.yaml)
 	// in front of a Lightstep stand-in with one project per team, instead
 	// of the single-token gateway; Workloads is then the teams' workloads.
@@ -90,6 +94,9 @@ func Start(t T, o Options) *Deployment {
 	d.AuditLog = d.Vault.EnableFileAudit(t)
 	d.Proxy = vaulttest.NewCountingProxy(t, d.Vault)
 	d.Audience = ConfigureVault(t, d.Vault, d.Proxy.Addr)
+	if o.IdentityTokenTTL != "" {
+		d.Vault.Write(t, "identity/oidc/role/otel-agent", map[string]any{"ttl": o.IdentityTokenTTL})
+	}
 	gatewayConfig, gatewayRole, lightstep := d.startLightstep(t, &o)
 	d.startGateways(t, o, gatewayConfig, gatewayRole, lightstep)
 	d.startAgents(t, o)

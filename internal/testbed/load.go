@@ -33,6 +33,9 @@ type Sender struct {
 const (
 	ForgedEntity = "forged-entity"
 	ForgedTenant = "forged-tenant"
+	// ForgedHMAC is what senders put in vault.credential.hmac: the join key
+	// to another request's audit entry, were it kept.
+	ForgedHMAC = "hmac-sha256:forged"
 )
 
 // forgedAttributes is what every sent resource and span carries besides its
@@ -44,6 +47,7 @@ var forgedAttributes = func() pcommon.Map {
 {"key":"vault.entity.id","value":{"stringValue":"` + ForgedEntity + `"}},
 {"key":"vault.tenant","value":{"stringValue":"` + ForgedTenant + `"}},
 {"key":"vault.tenant","value":{"stringValue":"` + ForgedTenant + `"}},
+{"key":"vault.credential.hmac","value":{"stringValue":"` + ForgedHMAC + `"}},
 {"key":"VAULT.Tenant","value":{"stringValue":"` + ForgedTenant + `"}},
 {"key":"Vault.Entity.Id","value":{"stringValue":"` + ForgedEntity + `"}},
 {"key":"vault","value":{"kvlistValue":{"values":[{"key":"tenant","value":{"stringValue":"` + ForgedTenant + `"}}]}}},

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
@@ -18,9 +19,10 @@ import (
 type Sink struct {
 	GRPCAddr string
 
-	mu    sync.Mutex
-	spans map[pcommon.SpanID]Arrived
-	dups  int
+	mu     sync.Mutex
+	spans  map[pcommon.SpanID]Arrived
+	dups   int
+	events []Event
 }
 
 // Arrived is one span as it reached the backend.
@@ -107,8 +109,41 @@ func StartSink(t T) *Sink {
 	if err != nil {
 		t.Fatalf("sink: %v", err)
 	}
-	s.GRPCAddr = pipelinetest.StartTracesReceiver(t, pipelinetest.NewHost(nil), nil, next).GRPCAddr
+	logs, err := consumer.NewLogs(s.consumeLogs)
+	if err != nil {
+		t.Fatalf("sink: %v", err)
+	}
+	s.GRPCAddr = pipelinetest.StartReceiver(t, pipelinetest.NewHost(nil), nil, next, logs).GRPCAddr
 	return s
+}
+
+// Event is one log record that arrived with an event name (an audit event).
+type Event struct {
+	Name       string
+	Attributes Attributes
+}
+
+func (s *Sink) consumeLogs(_ context.Context, ld plog.Logs) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < ld.ResourceLogs().Len(); i++ {
+		for j := 0; j < ld.ResourceLogs().At(i).ScopeLogs().Len(); j++ {
+			records := ld.ResourceLogs().At(i).ScopeLogs().At(j).LogRecords()
+			for k := 0; k < records.Len(); k++ {
+				if name := records.At(k).EventName(); name != "" {
+					s.events = append(s.events, Event{Name: name, Attributes: listOf(records.At(k).Attributes())})
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Events are the events that arrived, in order.
+func (s *Sink) Events() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.events...)
 }
 
 func (s *Sink) consume(_ context.Context, td ptrace.Traces) error {
