@@ -140,4 +140,3 @@ func counts(m map[string]map[string]bool) map[string]int {
 	}
 	return out
 }
-

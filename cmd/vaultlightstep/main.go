@@ -46,8 +46,11 @@ Usage:
   vaultlightstep rotate --path secret/data/lightstep/prod --token-file FILE \
       --collectors http://gw1:8888/metrics,http://gw2:8888/metrics [flags]
   vaultlightstep wait --version N --collectors-dns gateway.otel.svc:8888 [flags]
+  vaultlightstep explain --entity ID                                (the grant chain, from Vault)
+  vaultlightstep explain --audit-log FILE --credential-hmac HMAC    (the audit entry that issued a credential)
+  vaultlightstep explain --audit-log FILE --version N --path P      (who wrote a token version, and why)
 
-Run "vaultlightstep rotate -h" or "vaultlightstep wait -h" for the flags.
+Run "vaultlightstep <command> -h" for the flags.
 `
 
 func (a *app) run(ctx context.Context, args []string) int {
@@ -60,6 +63,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.rotate(ctx, args[1:])
 	case "wait":
 		return a.wait(ctx, args[1:])
+	case "explain":
+		return a.explain(ctx, args[1:])
 	case "help", "-h", "-help", "--help":
 		_, _ = fmt.Fprint(a.stdout, usage)
 		return exitSafe

@@ -27,6 +27,7 @@ type rotateConfig struct {
 	tokenFile     string
 	tokenEnv      string
 	expectVersion int // -1: not given
+	reason        string
 	vault         vaultclient.VaultConfig
 	auth          vaultclient.AuthConfig
 	fleetFlags    fleetFlags
@@ -54,12 +55,9 @@ func (a *app) parseRotate(args []string) (*rotateConfig, error) {
 		c.expectVersion = n
 		return err
 	})
-	fs.StringVar(&f.vaultAddr, "vault-addr", "", "Vault's address (default $VAULT_ADDR)")
-	fs.StringVar(&f.vaultTokenFile, "vault-token-file", "", "file holding a Vault token (default $VAULT_TOKEN)")
-	fs.StringVar(&f.roleIDFile, "approle-role-id-file", "", "AppRole login: file holding the role id")
-	fs.StringVar(&f.secretIDFile, "approle-secret-id-file", "", "AppRole login: file holding the secret id")
-	fs.StringVar(&f.secretIDFile, "secret-id-file", "", "same as --approle-secret-id-file")
-	fs.StringVar(&f.approleMount, "approle-mount", "approle", "AppRole login: the auth method's mount path")
+	fs.StringVar(&c.reason, "reason", "", "why the token is rotated: written with the new version (key "+vaultclient.RotationReasonKey+
+		") beside who rotated ("+vaultclient.RotatedByKey+"), shown by the collectors' audit events and `vaultlightstep explain --version`")
+	f.registerVault(fs)
 	c.fleetFlags.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -78,6 +76,16 @@ func (a *app) parseRotate(args []string) (*rotateConfig, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// registerVault registers the flags that say where Vault is and how to log in.
+func (f *rotateFlags) registerVault(fs *flag.FlagSet) {
+	fs.StringVar(&f.vaultAddr, "vault-addr", "", "Vault's address (default $VAULT_ADDR)")
+	fs.StringVar(&f.vaultTokenFile, "vault-token-file", "", "file holding a Vault token (default $VAULT_TOKEN)")
+	fs.StringVar(&f.roleIDFile, "approle-role-id-file", "", "AppRole login: file holding the role id")
+	fs.StringVar(&f.secretIDFile, "approle-secret-id-file", "", "AppRole login: file holding the secret id")
+	fs.StringVar(&f.secretIDFile, "secret-id-file", "", "same as --approle-secret-id-file")
+	fs.StringVar(&f.approleMount, "approle-mount", "approle", "AppRole login: the auth method's mount path")
 }
 
 // parseSecret checks what is written: the path ({tenant} filled), the key,
@@ -232,6 +240,27 @@ func (a *app) rotate(ctx context.Context, args []string) int {
 	return exitNotConfirmed
 }
 
+// provenance is what is written beside the token: who rotates (this
+// login's entity) and why; a key without a value is removed, so a version
+// never inherits the previous one's reason. who says it for a person.
+func provenance(ctx context.Context, client *api.Client, reason string) (map[string]any, string) {
+	prov := map[string]any{vaultclient.RotatedByKey: nil, vaultclient.RotationReasonKey: nil}
+	if reason != "" {
+		prov[vaultclient.RotationReasonKey] = reason
+	}
+	who := "a token without an entity"
+	if sec, err := client.Auth().Token().LookupSelfWithContext(ctx); err == nil && sec != nil {
+		if id, _ := sec.Data["entity_id"].(string); id != "" {
+			prov[vaultclient.RotatedByKey] = id
+			who = "entity " + id
+		}
+		if name, _ := sec.Data["display_name"].(string); name != "" {
+			who += " (" + name + ")"
+		}
+	}
+	return prov, who
+}
+
 // rotateFailed says why nothing more can be done, and exits accordingly.
 func (a *app) rotateFailed(err error) int {
 	_, _ = fmt.Fprintln(a.stderr, "vaultlightstep rotate:", err)
@@ -282,11 +311,12 @@ func (a *app) write(ctx context.Context, client *api.Client, c *rotateConfig, to
 		a.beforeWrite()
 	}
 	note := func(s string) { _, _ = fmt.Fprintln(a.stderr, "note: "+s) }
-	version, err := writeVersion(ctx, client, c.path, c.key, token, current, note)
+	prov, who := provenance(ctx, client, c.reason)
+	version, requestID, err := writeVersion(ctx, client, c.path, c.key, token, current, prov, note)
 	if err != nil {
 		return 0, err
 	}
-	_, _ = fmt.Fprintf(a.stdout, "wrote version %d of %s (key %s, check-and-set on version %d); waiting up to %s for the collectors\n",
-		version, c.path.Data, c.key, current, c.fleetFlags.timeout)
+	_, _ = fmt.Fprintf(a.stdout, "wrote version %d of %s (key %s, check-and-set on version %d); Vault request id %s; rotated by %s, reason %q; waiting up to %s for the collectors\n",
+		version, c.path.Data, c.key, current, requestID, who, c.reason, c.fleetFlags.timeout)
 	return version, nil
 }

@@ -27,7 +27,12 @@ const oldToken = "ls-old-token-1f0c"
 
 func startRotateVault(t *testing.T) *rotateVault {
 	t.Helper()
-	v := vaulttest.Start(t)
+	return startRotateVaultOn(t, vaulttest.Start(t))
+}
+
+// startRotateVaultOn sets v up as startRotateVault does.
+func startRotateVaultOn(t *testing.T, v *vaulttest.Server) *rotateVault {
+	t.Helper()
 	testbed.ConfigureVault(t, v, v.Addr)
 	require.Equal(t, 1, v.PutKV2(t, "lightstep/prod", map[string]any{"access_token": oldToken, "region": "eu"}))
 	return &rotateVault{Server: v, writer: testbed.AppRoleCredentials(t, v, "lightstep-token-writer")}
@@ -104,7 +109,10 @@ func TestRotateWrites(t *testing.T) {
 		cur, n := v.versions(t)
 		assert.Equal(t, before+1, cur)
 		assert.Equal(t, cur, n)
-		assert.Equal(t, map[string]any{"access_token": "ls-new-writer"}, v.data(t))
+		data := v.data(t)
+		assert.NotEmpty(t, data["rotated_by_entity_id"], "who rotated: the writer's entity")
+		delete(data, "rotated_by_entity_id")
+		assert.Equal(t, map[string]any{"access_token": "ls-new-writer"}, data)
 	})
 
 	v.PutKV2(t, "lightstep/prod", map[string]any{"access_token": oldToken, "region": "eu"})

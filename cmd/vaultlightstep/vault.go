@@ -83,12 +83,33 @@ func chooseMode(ctx context.Context, c *api.Client, p vaultclient.KVPath) writeM
 	return writeKeyOnly
 }
 
-// writeVersion writes a new version holding key=token and the current
-// version's other keys, with check-and-set on current. It returns the new
-// version; errConflict (wrapped) when another write came first. note is
-// told what could not be kept, if anything. The token is never part of an
-// error.
-func writeVersion(ctx context.Context, c *api.Client, p vaultclient.KVPath, key, token string, current int, note func(string)) (int, error) {
+// writeVersion writes a new version holding key=token, the provenance keys
+// (nil values remove a key) and the current version's other keys, with
+// check-and-set on current. It returns the new version and Vault's request
+// id of the write (its audit log entry); errConflict (wrapped) when another
+// write came first. note is told what could not be kept, if anything. The
+// token is never part of an error.
+func writeVersion(ctx context.Context, c *api.Client, p vaultclient.KVPath, key, token string, current int, prov map[string]any, note func(string)) (int, string, error) {
+	v, sec, err := writeData(ctx, c, p, key, token, current, prov, note)
+	if err != nil {
+		return 0, "", err
+	}
+	return v, sec.RequestID, nil
+}
+
+func writeData(ctx context.Context, c *api.Client, p vaultclient.KVPath, key, token string, current int, prov map[string]any, note func(string)) (int, *api.Secret, error) {
+	// withProvenance adds the provenance to data written whole: a nil
+	// value is left out (the key is not carried over).
+	withProvenance := func(data map[string]any) map[string]any {
+		for k, v := range prov {
+			if v == nil {
+				delete(data, k)
+			} else {
+				data[k] = v
+			}
+		}
+		return data
+	}
 	mode := writeKeyOnly
 	if current > 0 {
 		mode = chooseMode(ctx, c, p)
@@ -100,7 +121,11 @@ func writeVersion(ctx context.Context, c *api.Client, p vaultclient.KVPath, key,
 	)
 	switch mode {
 	case writePatch:
-		sec, err = c.Logical().JSONMergePatch(ctx, p.Data, map[string]any{"options": options, "data": map[string]any{key: token}})
+		patch := map[string]any{key: token}
+		for k, v := range prov {
+			patch[k] = v // JSON merge patch: null removes the key
+		}
+		sec, err = c.Logical().JSONMergePatch(ctx, p.Data, map[string]any{"options": options, "data": patch})
 	case writeMerged:
 		data := map[string]any{}
 		old, rerr := c.Logical().ReadWithDataWithContext(ctx, p.Data, map[string][]string{"version": {strconv.Itoa(current)}})
@@ -109,35 +134,35 @@ func writeVersion(ctx context.Context, c *api.Client, p vaultclient.KVPath, key,
 			note(fmt.Sprintf("cannot read %s (permission denied): writing %s only; other keys of version %d, if any, are not carried over (grant read or patch on %s to keep them)",
 				p.Data, key, current, p.Data))
 		case rerr != nil:
-			return 0, vaultError("read", p.Data, rerr)
+			return 0, nil, vaultError("read", p.Data, rerr)
 		case old != nil && old.Data != nil:
 			if m, ok := old.Data["data"].(map[string]any); ok {
 				data = m
 			}
 		}
 		data[key] = token
-		sec, err = c.Logical().WriteWithContext(ctx, p.Data, map[string]any{"options": options, "data": data})
+		sec, err = c.Logical().WriteWithContext(ctx, p.Data, map[string]any{"options": options, "data": withProvenance(data)})
 	default:
 		if current > 0 {
 			note(fmt.Sprintf("this login may neither read nor patch %s: writing %s only; other keys of version %d, if any, are not carried over (grant read or patch on %s to keep them)",
 				p.Data, key, current, p.Data))
 		}
-		sec, err = c.Logical().WriteWithContext(ctx, p.Data, map[string]any{"options": options, "data": map[string]any{key: token}})
+		sec, err = c.Logical().WriteWithContext(ctx, p.Data, map[string]any{"options": options, "data": withProvenance(map[string]any{key: token})})
 	}
 	if err != nil {
 		var re *api.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && slices.ContainsFunc(re.Errors, func(e string) bool { return strings.Contains(e, "check-and-set") }) {
-			return 0, fmt.Errorf("%w: %s: %s (it was %d when read): another rotation wrote first; nothing written",
+			return 0, nil, fmt.Errorf("%w: %s: %s (it was %d when read): another rotation wrote first; nothing written",
 				errConflict, p.Data, casMessage, current)
 		}
-		return 0, vaultError("write", p.Data, err)
+		return 0, nil, vaultError("write", p.Data, err)
 	}
 	if sec == nil || sec.Data == nil {
-		return 0, fmt.Errorf("write %s: Vault returned no version", p.Data)
+		return 0, nil, fmt.Errorf("write %s: Vault returned no version", p.Data)
 	}
 	v, err := intOf(sec.Data["version"])
 	if err != nil {
-		return 0, fmt.Errorf("write %s: version: %w", p.Data, err)
+		return 0, nil, fmt.Errorf("write %s: version: %w", p.Data, err)
 	}
-	return v, nil
+	return v, sec, nil
 }

@@ -141,6 +141,19 @@ func (s *Server) Login(t T, w Workload) string {
 	return s.userpassLogin(t, w.Name, w.Password).Auth.ClientToken
 }
 
+// AppRoleLogin logs in with a new secret id of an existing AppRole role,
+// as a collector does (no token on the request): the token and its entity.
+func (s *Server) AppRoleLogin(t T, role string) Workload {
+	t.Helper()
+	roleID := s.Read(t, "auth/approle/role/"+role+"/role-id").Data["role_id"].(string)
+	sec, err := s.ClientWithToken(t, "").Logical().WriteWithContext(ctx(t), "auth/approle/login",
+		map[string]any{"role_id": roleID, "secret_id": s.NewSecretID(t, role)})
+	if err != nil {
+		t.Fatalf("approle login %s: %v", role, err)
+	}
+	return Workload{Name: role, EntityID: sec.Auth.EntityID, Token: sec.Auth.ClientToken}
+}
+
 // userpassLogin logs in as a workload does: without a token on the request
 // (Vault's audit log records a login made with a token under that token).
 func (s *Server) userpassLogin(t T, name, password string) *api.Secret {
