@@ -40,7 +40,8 @@ func TestVaultSetupDocWorks(t *testing.T) {
 		cmd := exec.Command("bash", "-euo", "pipefail", "-c", docCommands(t, doc, block))
 		cmd.Dir = dir
 		cmd.Env = []string{"PATH=" + filepath.Dir(vaulttest.BinaryPath()) + ":" + os.Getenv("PATH"), "HOME=" + dir,
-			"VAULT_ADDR=" + v.Addr, "VAULT_TOKEN=" + v.RootToken, "TEAM_LIGHTSTEP_TOKEN=ls-team-a"}
+			"VAULT_ADDR=" + v.Addr, "VAULT_TOKEN=" + v.RootToken, "TEAM_LIGHTSTEP_TOKEN=ls-team-a",
+			"VAULT_AUDIT_LOG=" + filepath.Join(dir, "vault-audit.log")}
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s:\n%s", block, out)
 	}
@@ -65,11 +66,15 @@ func TestVaultSetupDocWorks(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return projects.CountIn("team-a") >= 10*batch }, eventually, poll,
 		"spans did not reach team-a's project\ngateway:\n%s", gateway.LogTail(20))
+	issues := issuesByHMAC(t, filepath.Join(dir, "vault-audit.log"))
 	for _, id := range sender.Sent() {
 		require.Equal(t, []string{"team-a"}, projects.Landed(id))
 		span, _ := projects.Span(id)
 		assert.Equal(t, []string{"team-a"}, span.Resource.Values("vault.tenant"))
 		assert.Equal(t, []string{"payments"}, span.Resource.Values("vault.entity.name"))
+		hmacs := span.Resource.Values("vault.credential.hmac")
+		require.Len(t, hmacs, 1)
+		assert.Len(t, issues[hmacs[0]], 1, "the span's credential is not issued in the audit log the doc set up")
 	}
-	t.Logf("docs/vault-setup.md followed literally: %d spans of workload payments landed in team-a's project, stamped with its entity and team", len(sender.Sent()))
+	t.Logf("docs/vault-setup.md followed literally: %d spans of workload payments landed in team-a's project, stamped with its entity, team and audit join key", len(sender.Sent()))
 }

@@ -36,7 +36,10 @@
 //     may do neither (the shipped lightstep-token-writer policy: create and
 //     update only) writes the key alone and says so on stderr. A concurrent
 //     rotation makes the check-and-set fail: it says so and exits 3, having
-//     written nothing;
+//     written nothing. Beside the token the version holds who rotated
+//     (rotated_by_entity_id: this login's Vault entity) and why
+//     (rotation_reason: --reason), and the command prints the write's Vault
+//     request id, the id of its entry in Vault's audit log;
 //  6. scrapes every collector every --interval (default 2s) for
 //     otelcol_vaultauth_secret_version{extension=<--extension>,tenant=<--tenant>},
 //     printing progress when it changes ("2/3 collectors send version 7:
@@ -68,6 +71,24 @@
 //
 // waits as step 6 does, without Vault: after a rotate that timed out (once
 // the lagging gateway is fixed), or after a rotation made another way.
+//
+// # explain
+//
+//	vaultlightstep explain --entity 5f3c...                      (a span's vault.entity.id)
+//	vaultlightstep explain --audit-log /var/log/vault_audit.log --credential-hmac hmac-sha256:...
+//	vaultlightstep explain --audit-log /var/log/vault_audit.log --version 7 --path secret/data/lightstep/prod
+//
+// answers "who granted that token?". --entity prints the entity's grant
+// chain from Vault (log in as for rotate): its aliases (auth mount, and the
+// AppRole role, userpass user, Kubernetes role or token role behind each),
+// its groups, every policy its tokens get and from where, and which of them
+// grant read on identity/oidc/token/<--role>, read on --path and update on
+// sys/audit-hash/file. --credential-hmac (a span's vault.credential.hmac)
+// finds the audit log entry that issued the credential: request id, time,
+// remote address, entity, display name and policies. --version finds the
+// entry that wrote that version of --path, and reads the reason and rotator
+// written with it (when a Vault login is given and may read the secret; the
+// token itself is never printed). docs/audit.md is the auditor's guide.
 //
 // # Exit status
 //

@@ -110,7 +110,7 @@ func issuerOf(ctx context.Context, client *api.Client, mount, kind, name string,
 	switch kind {
 	case "approle":
 		for _, r := range list(mount + "/role") {
-			if str(read(mount+"/role/"+r+"/role-id")["role_id"]) == name {
+			if str(read(mount + "/role/" + r + "/role-id")["role_id"]) == name {
 				return "AppRole role " + r + " (" + mount + ")", stringsOf(read(mount + "/role/" + r)["token_policies"])
 			}
 		}
