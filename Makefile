@@ -66,7 +66,7 @@ image-test: vault image
 
 ## demo: the main job: run Vault, a Lightstep stand-in, a gateway and two agents, rotate the token, print a summary.
 ## It runs the `vault` on PATH in dev mode when there is one (saying which), and builds Vault v1.14.1 otherwise.
-demo: collector
+demo: collector vaultlightstep
 	@if v=$$(command -v vault); then \
 	  echo "demo: Vault from PATH, in dev mode: $$v ($$("$$v" version))"; \
 	  VAULT_BIN="$$v" go run ./cmd/demo; \

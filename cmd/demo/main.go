@@ -1,15 +1,20 @@
 // Command demo runs the whole deployment on this machine and says what
 // happened: a Vault dev server seeded like the end-to-end test, a Lightstep
 // stand-in, a gateway and one agent per workload, a few hundred spans from
-// two workloads, and a Lightstep token rotation in the middle. It stops
+// two workloads, a Lightstep token rotation in the middle, and the audit
+// trail from one arrived span to the Vault request and policy behind its
+// credential. It stops
 // everything it started. Run it with `make demo`.
 package main
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +22,66 @@ import (
 	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
 )
+
+// command is the vaultlightstep command `make demo` builds.
+var command = filepath.Join(testbed.RepoRoot(), "bin", "vaultlightstep")
+
+// vaultlightstep runs the command, printing it and its output indented.
+func vaultlightstep(r *runner, env []string, args ...string) {
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = a
+		if strings.ContainsAny(a, " ,") {
+			shown[i] = "'" + a + "'"
+		}
+	}
+	fmt.Printf("\n  $ vaultlightstep %s\n", strings.Join(shown, " "))
+	cmd := exec.Command(command, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		fmt.Println("    " + line)
+	}
+	if err != nil {
+		r.Fatalf("vaultlightstep %s: %v", args[0], err)
+	}
+}
+
+// rotate writes token with `vaultlightstep rotate --reason`, logged in as
+// lightstep-token-writer, and waits with it until the gateway sends it.
+func rotate(r *runner, d *testbed.Deployment, token, reason string) {
+	writer := testbed.AppRoleCredentials(r, d.Vault, "lightstep-token-writer")
+	tokenFile := filepath.Join(r.TempDir(), "new-token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		r.Fatalf("token file: %v", err)
+	}
+	vaultlightstep(r, []string{"VAULT_ADDR=" + d.Vault.Addr},
+		"rotate", "--path", "secret/data/lightstep/prod", "--token-file", tokenFile, "--reason", reason,
+		"--approle-role-id-file", writer.RoleIDFile, "--approle-secret-id-file", writer.SecretIDFile,
+		"--collectors", fmt.Sprintf("http://127.0.0.1:%d/metrics", d.Gateway.MetricsPort), "--interval", "500ms", "--timeout", "60s")
+}
+
+// auditTrail answers "who granted that token?" for one arrived span and for
+// the Lightstep token in use, with the commands an auditor runs.
+func auditTrail(r *runner, d *testbed.Deployment) {
+	ids := d.Senders[0].Sent()
+	if len(ids) == 0 {
+		return
+	}
+	span, _ := d.Sink.Span(ids[len(ids)-1])
+	hmac, entity := span.Resource.One("vault.credential.hmac"), span.Resource.One("vault.entity.id")
+	fmt.Println("Audit trail (docs/audit.md): who granted that token?")
+	fmt.Println("-----------------------------------------------------")
+	fmt.Printf("one span from %q arrived with vault.entity.id=%s\nand vault.credential.hmac=%s (the audit log key of its credential)\n", d.Workloads[0].Name, entity, hmac)
+	env := []string{"VAULT_ADDR=" + d.Vault.Addr, "VAULT_TOKEN=" + d.Vault.RootToken}
+	fmt.Println("\nthe Vault request that issued the credential it was sent with:")
+	vaultlightstep(r, env, "explain", "--audit-log", d.AuditLog, "--credential-hmac", hmac)
+	fmt.Println("\nwhy that entity may get it: its grant chain, and the policy that allows it:")
+	vaultlightstep(r, env, "explain", "--entity", entity)
+	fmt.Println("\nthe Lightstep token in use (version 2): who wrote it, and why:")
+	vaultlightstep(r, env, "explain", "--audit-log", d.AuditLog, "--version", "2", "--path", "secret/data/lightstep/prod")
+	fmt.Println()
+}
 
 func main() {
 	r := &runner{}
@@ -64,8 +129,8 @@ func run(r *runner) {
 	}
 	d.StandIn.Accept("ls-demo-token-v1", "ls-demo-token-v2")
 	rotated := time.Now()
-	d.Rotate("ls-demo-token-v2")
-	step("rotation: Lightstep accepts v1 and v2; wrote v2 to Vault")
+	step("rotation: Lightstep accepts v1 and v2; writing v2 to Vault with vaultlightstep rotate, as lightstep-token-writer")
+	rotate(r, d, "ls-demo-token-v2", "demo: quarterly rotation, ticket SEC-42")
 	pickedUp := waitFor(60*time.Second, func() bool {
 		version, _ := d.Gateway.Metric("otelcol_vaultauth_secret_version")
 		return version == 2
@@ -85,6 +150,7 @@ func run(r *runner) {
 		lost = -1
 	}
 	summary(d, sent, lost, took)
+	auditTrail(r, d)
 	teams(r, step)
 	if token := os.Getenv("LS_ACCESS_TOKEN"); token != "" {
 		realLightstep()
@@ -154,7 +220,7 @@ func summary(d *testbed.Deployment, sent, lost int, took time.Duration) {
 		fmt.Printf("\nresource attributes of one span from %q as it arrived\n", d.Workloads[0].Name)
 		fmt.Printf("(the workload sent vault.entity.id=%q; the agent and the gateway replaced it):\n", testbed.ForgedEntity)
 		for _, kv := range attrs {
-			fmt.Printf("  %-18s %s\n", kv.Key, kv.Value)
+			fmt.Printf("  %-22s %s\n", kv.Key, kv.Value)
 		}
 	}
 	fmt.Println()
