@@ -21,9 +21,12 @@ const (
 
 // authContext is a request's context after vaultauth verified it: what both
 // our processor and contrib's from_context actions read.
-func authContext() context.Context {
+func authContext() context.Context { return authContextWith() }
+
+// authContextWith is authContext whose identity also has extra.
+func authContextWith(extra ...identity.Attribute) context.Context {
 	return client.NewContext(context.Background(), client.Info{Auth: identity.AuthData{Identity: identity.New(
-		"3f2d1c0b-8a9e-4d7f-b6c5-1e2f3a4b5c6d", "root", identity.Attribute{Key: identity.EntityName, Value: "payments"},
+		"3f2d1c0b-8a9e-4d7f-b6c5-1e2f3a4b5c6d", "root", append([]identity.Attribute{{Key: identity.EntityName, Value: "payments"}}, extra...)...,
 	)}})
 }
 

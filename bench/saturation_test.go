@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"gopkg.in/yaml.v3"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/pipelinetest"
 	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
@@ -70,6 +71,7 @@ func TestGatewaySaturation(t *testing.T) {
 		blocks = n
 	}
 	v := vaulttest.Start(t)
+	v.EnableFileAudit(t) // examples/gateway.yaml joins each credential to it
 	audience := testbed.ConfigureVault(t, v, v.Addr)
 	testbed.TokenWriter(t, v)("ls-bench-token")
 	testbed.TeamTokenWriter(t, v, "payments")("ls-bench-payments")
@@ -131,6 +133,10 @@ func TestGatewaySaturation(t *testing.T) {
 			{name: "baseline with the tenant-partitioned queue", config: filepath.Join(bench, "gateway-baseline-partitioned.yaml")},
 			{name: "with tenant routing", config: testbed.Example("gateway-multitenant.yaml"), role: "otel-gateway-teams"},
 		},
+		{ // the audit join: one sys/audit-hash per new credential, one more attribute per resource
+			{name: "vaultauth + vaultidentity, audit off", config: withoutAudit(t, testbed.Example("gateway.yaml")), role: "otel-gateway"},
+			{name: "vaultauth + vaultidentity, audit on (examples/gateway.yaml)", config: testbed.Example("gateway.yaml"), role: "otel-gateway"},
+		},
 		{ // the method's own floor: the same config on both sides should measure 100%
 			{name: "baseline (A/A check, side A)", config: filepath.Join(bench, "gateway-baseline.yaml")},
 			{name: "the same baseline (A/A check, side B)", config: filepath.Join(bench, "gateway-baseline.yaml")},
@@ -184,6 +190,43 @@ func TestGatewaySaturation(t *testing.T) {
 			ours.name, base.name, pairsCounted, median(rate), slices.Min(rate), slices.Max(rate), 100*mean(ours.rates)/mean(base.rates),
 			median(cpu), slices.Min(cpu), slices.Max(cpu))
 	}
+}
+
+// withoutAudit writes the gateway config at path without the audit join:
+// no server.audit, no vault.credential.hmac stamped, no vaultaudit
+// receiver and its pipeline. Everything else is the shipped config's.
+func withoutAudit(t *testing.T, path string) string {
+	t.Helper()
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(readFile(t, path)), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	dig := func(m map[string]any, keys ...string) map[string]any {
+		for _, k := range keys {
+			m, _ = m[k].(map[string]any)
+		}
+		return m
+	}
+	delete(dig(cfg, "extensions", "vaultauth/agents", "server"), "audit")
+	vi := dig(cfg, "processors", "vaultidentity")
+	var attrs []any
+	for _, a := range vi["attributes"].([]any) {
+		if a != "vault.credential.hmac" {
+			attrs = append(attrs, a)
+		}
+	}
+	vi["attributes"] = attrs
+	delete(dig(cfg, "receivers"), "vaultaudit")
+	delete(dig(cfg, "service", "pipelines"), "logs/audit")
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "gateway-audit-off.yaml")
+	if err := os.WriteFile(p, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // saturate loads g alone for one block: its senders each send their next

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
 	"github.com/vaultlightstep/vaultlightstep/processor/vaultidentityprocessor"
 )
 
@@ -113,4 +114,42 @@ func start(b *testing.B, p component.Component, err error) {
 // perItem reports ns and allocations per span/log record/data point.
 func perItem(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/itemsPerCall, "ns/item")
+}
+
+// BenchmarkStampCredentialHMAC: the audit join key is one more attribute
+// of the cached identity, stamped like the others. Ours with and without
+// vault.credential.hmac in attributes (and on the identity), traces, per
+// level: the allocations per item must not change.
+func BenchmarkStampCredentialHMAC(b *testing.B) {
+	const hmac = "hmac-sha256:5d9e0f3c1b2a4e6d8f7a9c0b1e2d3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e"
+	for _, level := range []string{"resource", "span"} {
+		for _, with := range []bool{false, true} {
+			name := "level=" + level + "/hmac=without"
+			attrs := []any{"vault.entity.id", "vault.entity.name", "vault.namespace"}
+			ctx := authContext()
+			if with {
+				name = "level=" + level + "/hmac=with"
+				attrs = append(attrs, "vault.credential.hmac")
+				ctx = authContextWith(identity.Attribute{Key: identity.CredentialHMAC, Value: hmac})
+			}
+			b.Run(name, func(b *testing.B) {
+				f := vaultidentityprocessor.NewFactory()
+				p, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(f.Type()),
+					config(b, f, map[string]any{"level": level, "attributes": attrs}), consumertest.NewNop())
+				start(b, p, err)
+				td := traces()
+				if err := p.ConsumeTraces(ctx, td); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					if err := p.ConsumeTraces(ctx, td); err != nil {
+						b.Fatal(err)
+					}
+				}
+				perItem(b)
+			})
+		}
+	}
 }

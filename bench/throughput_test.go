@@ -31,6 +31,7 @@ func TestGatewayThroughput(t *testing.T) {
 		t.Skip("a load measurement")
 	}
 	v := vaulttest.Start(t)
+	v.EnableFileAudit(t) // examples/gateway.yaml joins each credential to it
 	audience := testbed.ConfigureVault(t, v, v.Addr)
 	testbed.TokenWriter(t, v)("ls-bench-token")
 	w := testbed.NewWorkload(t, v, "payments")
