@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 
@@ -54,6 +55,21 @@ type Config struct {
 	// 503): its data waits at its sender, not in this gateway's queue, where
 	// retrying it would hold up every other tenant's exports.
 	TenantCredentials component.ID `mapstructure:"tenant_credentials"`
+	// FairShare shares what the pipeline after this processor can take
+	// among the tenants (or, without tenants, the senders' entities) when
+	// it cannot take everything, so one sender's volume cannot crowd out
+	// the others'. With from: auth.
+	FairShare FairShareConfig `mapstructure:"fair_share"`
+
+	_ struct{}
+}
+
+// FairShareConfig is the `fair_share` block.
+type FairShareConfig struct {
+	// Enabled turns it on (off by default: experimental).
+	Enabled bool `mapstructure:"enabled"`
+	// Window is what shares are counted over.
+	Window time.Duration `mapstructure:"window"`
 
 	_ struct{}
 }
@@ -64,6 +80,7 @@ func createDefaultConfig() component.Config {
 		Level:      LevelResource,
 		Attributes: []string{identity.EntityID, identity.EntityName, identity.Namespace},
 		OnMissing:  OnMissingReject,
+		FairShare:  FairShareConfig{Window: time.Second},
 	}
 }
 
@@ -101,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TenantCredentials != (component.ID{}) && c.From != FromAuth {
 		errs = append(errs, errors.New("tenant_credentials: only used with from: auth (a gateway's tenants)"))
+	}
+	if c.FairShare.Enabled && c.FairShare.Window <= 0 {
+		errs = append(errs, fmt.Errorf("fair_share: window: must be positive, got %s", c.FairShare.Window))
 	}
 	switch c.OnMissing {
 	case OnMissingReject, OnMissingDrop, OnMissingPass:

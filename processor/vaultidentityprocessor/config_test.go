@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,11 +31,14 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, &Config{
 		From: "auth", Level: "resource", OnMissing: "reject",
 		Attributes: []string{"vault.entity.id", "vault.entity.name", "vault.namespace"},
+		FairShare:  FairShareConfig{Window: time.Second},
 	}, load(t, ""))
 	assert.Equal(t, &Config{
 		From: "extension", Extension: component.MustNewIDWithName("vaultauth", "self"), Level: "span", OnMissing: "reject",
 		Attributes: []string{"vault.entity.id", "vault.entity.name", "vault.namespace", "vault.policies"},
+		FairShare:  FairShareConfig{Window: time.Second},
 	}, load(t, "agent"))
+	assert.Equal(t, FairShareConfig{Enabled: true, Window: 2 * time.Second}, load(t, "shared").FairShare)
 	assert.Equal(t, "pass", load(t, "permissive").OnMissing, "fail open only when asked")
 	assert.Equal(t, []string{"vault.entity.id", "vault.entity.metadata.team", "vault.entity.groups"}, load(t, "team").Attributes)
 	assert.Equal(t, component.MustNewIDWithName("vaultauth", "lightstep"), load(t, "tenants").TenantCredentials)
@@ -54,7 +58,8 @@ func TestValidateNamesTheKey(t *testing.T) {
 				c.Attributes = append(c.Attributes, fmt.Sprint("vault.a", i))
 			}
 		},
-		"on_missing:": func(c *Config) { c.OnMissing = "ignore" },
+		"on_missing:":         func(c *Config) { c.OnMissing = "ignore" },
+		"fair_share: window:": func(c *Config) { c.FairShare.Enabled, c.FairShare.Window = true, 0 },
 		"tenant_credentials:": func(c *Config) {
 			c.From, c.Extension, c.TenantCredentials = FromExtension, selfID, component.MustNewIDWithName("vaultauth", "lightstep")
 		},

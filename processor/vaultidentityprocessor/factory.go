@@ -29,7 +29,7 @@ func createTraces(ctx context.Context, set processor.Settings, cfg component.Con
 	if err != nil {
 		return nil, err
 	}
-	return processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces,
+	return processorhelper.NewTraces(ctx, set, cfg, p.observeTraces(next), p.processTraces,
 		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown),
 		processorhelper.WithCapabilities(capabilities))
 }
@@ -39,7 +39,7 @@ func createMetrics(ctx context.Context, set processor.Settings, cfg component.Co
 	if err != nil {
 		return nil, err
 	}
-	return processorhelper.NewMetrics(ctx, set, cfg, next, p.processMetrics,
+	return processorhelper.NewMetrics(ctx, set, cfg, p.observeMetrics(next), p.processMetrics,
 		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown),
 		processorhelper.WithCapabilities(capabilities))
 }
@@ -49,7 +49,7 @@ func createLogs(ctx context.Context, set processor.Settings, cfg component.Confi
 	if err != nil {
 		return nil, err
 	}
-	return processorhelper.NewLogs(ctx, set, cfg, next, p.processLogs,
+	return processorhelper.NewLogs(ctx, set, cfg, p.observeLogs(next), p.processLogs,
 		processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown),
 		processorhelper.WithCapabilities(capabilities))
 }

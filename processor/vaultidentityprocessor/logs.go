@@ -8,7 +8,7 @@ import (
 
 func (s *stamper) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
 	var st stamp
-	res, item, err := s.stamps(ctx, &st)
+	res, item, err := s.stamps(ctx, &st, s.count(ld.LogRecordCount()))
 	if err != nil {
 		return ld, err
 	}

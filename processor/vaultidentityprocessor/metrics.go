@@ -9,7 +9,7 @@ import (
 
 func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
 	var st stamp
-	res, item, err := s.stamps(ctx, &st)
+	res, item, err := s.stamps(ctx, &st, s.count(md.DataPointCount()))
 	if err != nil {
 		return md, err
 	}

@@ -44,6 +44,9 @@ var (
 	// good, to its sender only, before a batch merges it with others' data
 	// that the next hop would then refuse with it.
 	// InvalidArgument, so receivers answer 400 (HTTP) or InvalidArgument (gRPC).
+	// The request's tenant is over its fair share of what the pipeline can
+	// take now: retryable, so its data waits at its sender (fair_share).
+	errOverShare    = status.Error(codes.Unavailable, "vaultidentity: this sender's share of what the gateway can export now is used up; retry later")
 	errUnexportable = consumererror.NewPermanent(status.Errorf(codes.InvalidArgument, "vaultidentity: an attribute or log body "+
 		"nests deeper than OTLP protobuf decoders accept (%d nested messages); the request is refused", protobufRecursionLimit))
 )
@@ -63,6 +66,8 @@ type stamper struct {
 	held      metric.MeasurementOption // processor=<id>
 	warnHeld  ratelimit.Every          // the held-request warning
 	warnDeep  ratelimit.Every          // the unexportable-request warning
+	warnShare ratelimit.Every          // the over-share warning
+	fair      *fairShare               // fair_share; nil when off
 
 	noAuthStreak  atomic.Int64
 	warnedNoAuth  atomic.Bool
@@ -74,8 +79,12 @@ func newStamper(cfg *Config, set processor.Settings) (*stamper, error) {
 	if err != nil {
 		return nil, err
 	}
+	var fair *fairShare
+	if cfg.FairShare.Enabled && cfg.From == FromAuth {
+		fair = newFairShare(cfg.FairShare.Window)
+	}
 	return &stamper{
-		cfg: cfg, logger: set.Logger, telemetry: tb, stampResource: cfg.Level == LevelResource,
+		cfg: cfg, logger: set.Logger, telemetry: tb, stampResource: cfg.Level == LevelResource, fair: fair,
 		// processor=<id>, as the Collector's own processor metrics say it.
 		action: metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("action", cfg.OnMissing), attribute.String("processor", set.ID.String()))),
@@ -118,10 +127,11 @@ func (s *stamper) shutdown(context.Context) error {
 var none stamp
 
 // stamps returns what to apply to resources and to items (spans, log
-// records, data points) for the request in ctx: one of them is empty. The
-// identity is read once per request. err is what to return instead, per
-// on_missing, when the request has no identity.
-func (s *stamper) stamps(ctx context.Context, st *stamp) (resource, item *stamp, err error) {
+// records, data points) for the request in ctx, of n items: one of them is
+// empty. The identity is read once per request. err is what to return
+// instead, per on_missing, when the request has no identity; or when its
+// tenant has no credential ready, or is over its fair share.
+func (s *stamper) stamps(ctx context.Context, st *stamp, n int) (resource, item *stamp, err error) {
 	id, ok := s.identityOf(ctx)
 	if !ok {
 		if err := s.onMissing(ctx); err != nil {
@@ -133,6 +143,9 @@ func (s *stamper) stamps(ctx context.Context, st *stamp) (resource, item *stamp,
 		if err := s.gate.CredentialReady(ctx); err != nil {
 			return nil, nil, s.hold(ctx, err)
 		}
+	}
+	if s.fair != nil && id != nil && !s.fair.admit(shareKey(id), n) {
+		return nil, nil, s.overShare(ctx)
 	}
 	s.stampFor(id, st)
 	if s.stampResource {
@@ -192,6 +205,17 @@ func (s *stamper) unexportable(ctx context.Context) error {
 			zap.Int("limit", protobufRecursionLimit))
 	}
 	return errUnexportable
+}
+
+// overShare refuses a request whose tenant is over its fair share, and
+// says so at the gateway (at most every heldLogEvery).
+func (s *stamper) overShare(ctx context.Context) error {
+	s.telemetry.VaultidentityRequestsOverShare.Add(ctx, 1, s.held)
+	if s.warnShare.Allow(heldLogEvery) {
+		s.logger.Warn("the pipeline cannot take every sender's data: holding requests of senders over their fair share at their senders",
+			zap.Float64("share_items_per_window", s.fair.currentLevel()), zap.Duration("window", s.cfg.FairShare.Window))
+	}
+	return errOverShare
 }
 
 // hold refuses a request whose tenant has no export credential yet, and

@@ -8,7 +8,7 @@ import (
 
 func (s *stamper) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
 	var st stamp
-	res, item, err := s.stamps(ctx, &st)
+	res, item, err := s.stamps(ctx, &st, s.count(td.SpanCount()))
 	if err != nil {
 		return td, err
 	}

@@ -20,9 +20,13 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.VaultidentityRequestsHeld.Add(context.Background(), 1)
+	tb.VaultidentityRequestsOverShare.Add(context.Background(), 1)
 	tb.VaultidentityRequestsUnexportable.Add(context.Background(), 1)
 	tb.VaultidentityRequestsWithoutIdentity.Add(context.Background(), 1)
 	AssertEqualVaultidentityRequestsHeld(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultidentityRequestsOverShare(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualVaultidentityRequestsUnexportable(t, testTel,
