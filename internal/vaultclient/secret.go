@@ -167,12 +167,18 @@ func (w *SecretWatcher) Run(ctx context.Context) {
 // use takes a value read: a new one is handed on, and its lease end armed.
 func (w *SecretWatcher) use(v Value, current *Value, expiry *time.Timer) {
 	if !v.Same(*current) {
-		changed := current.Data != "" && v.Data != current.Data
+		first, changed := current.Data == "", current.Data != "" && v.Data != current.Data
 		*current = v
 		w.onChange(v)
-		if changed {
-			w.logger.Info("Vault secret changed; new value in use", zap.String("path", w.path), zap.Int("version", v.Version),
-				zap.String("vault_request_id", v.RequestID), zap.String("rotated_by", v.RotatedBy), zap.String("rotation_reason", v.Reason))
+		// Which Vault request gave this collector the value it now sends
+		// (its audit log entry), and who wrote that version and why.
+		fields := []zap.Field{zap.String("path", w.path), zap.Int("version", v.Version),
+			zap.String("vault_request_id", v.RequestID), zap.String("rotated_by", v.RotatedBy), zap.String("rotation_reason", v.Reason)}
+		switch {
+		case first:
+			w.logger.Info("Vault secret read; value in use", fields...)
+		case changed:
+			w.logger.Info("Vault secret changed; new value in use", fields...)
 		}
 	}
 	if !v.Expires.IsZero() {

@@ -196,7 +196,7 @@ func (s *Session) keepAlive(ctx context.Context, res *loginResult) {
 			if r.Secret != nil && r.Secret.Auth != nil {
 				ttl := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
 				s.setExpiry(ttl)
-				s.logger.Debug("Vault token renewed", zap.Duration("ttl", ttl), zap.String("vault_request_id", r.Secret.RequestID))
+				s.logger.Info("Vault token renewed", zap.Duration("ttl", ttl), zap.String("vault_request_id", r.Secret.RequestID))
 			}
 		case <-changed:
 			s.logger.Info("Vault token file changed; using the new token", zap.String("token_file", s.cfg.TokenFile))
