@@ -140,3 +140,36 @@ func counts(m map[string]map[string]bool) map[string]int {
 	}
 	return out
 }
+
+// A sidecar stamping its own identity (examples/sidecar.yaml, vaultidentity
+// from: extension) stamps the audit HMAC of its own Vault token: every
+// arrived span's key finds exactly one entry in the audit log, the AppRole
+// login that issued that token to the span's entity.
+func TestAuditOwnCredentialSidecar(t *testing.T) {
+	d := testbed.Start(t, testbed.Options{Workloads: []string{"payments"}})
+	creds := testbed.AppRoleCredentials(t, d.Vault, "otel-sidecar")
+	sidecar := testbed.StartCollector(t, "sidecar", testbed.Example("sidecar.yaml"), map[string]string{
+		"VAULT_ADDR": d.Proxy.Addr, "VAULT_ROLE_ID_FILE": creds.RoleIDFile, "VAULT_SECRET_ID_FILE": creds.SecretIDFile,
+		"LIGHTSTEP_ENDPOINT": d.StandIn.OTLPGRPC, "LIGHTSTEP_INSECURE": "true",
+	})
+	sender := testbed.NewSender(t, "reports", 9, sidecar.OTLPGRPC)
+	for range 10 {
+		require.True(t, sender.Send(batch), "the sidecar refused spans")
+	}
+	require.Eventually(t, func() bool { return len(d.Sink.Missing(sender.Sent())) == 0 }, eventually, poll,
+		"spans did not arrive\n%s", sidecar.LogTail(20))
+	issues := issuesByHMAC(t, d.AuditLog)
+	keys := map[string]bool{}
+	for _, id := range sender.Sent() {
+		span, _ := d.Sink.Span(id)
+		hmacs := span.Resource.Values("vault.credential.hmac")
+		require.Len(t, hmacs, 1)
+		require.NotEqual(t, testbed.ForgedHMAC, hmacs[0])
+		found := issues[hmacs[0]]
+		require.Len(t, found, 1, "audit entries that issued the sidecar's token")
+		require.Equal(t, "auth/approle/login", found[0].Entry.Request.Path)
+		require.Equal(t, span.Resource.One("vault.entity.id"), found[0].EntityID)
+		keys[hmacs[0]] = true
+	}
+	t.Logf("sidecar: %d spans, each with its own token's key (%d distinct), each finding its AppRole login", len(sender.Sent()), len(keys))
+}

@@ -97,6 +97,24 @@ func writeVersion(ctx context.Context, c *api.Client, p vaultclient.KVPath, key,
 	return v, sec.RequestID, nil
 }
 
+// currentData reads the keys of version current, to write them back; a
+// login that may not read gets none, and note says so.
+func currentData(ctx context.Context, c *api.Client, p vaultclient.KVPath, key string, current int, note func(string)) (map[string]any, error) {
+	old, err := c.Logical().ReadWithDataWithContext(ctx, p.Data, map[string][]string{"version": {strconv.Itoa(current)}})
+	switch {
+	case err != nil && statusOf(err) == http.StatusForbidden:
+		note(fmt.Sprintf("cannot read %s (permission denied): writing %s only; other keys of version %d, if any, are not carried over (grant read or patch on %s to keep them)",
+			p.Data, key, current, p.Data))
+	case err != nil:
+		return nil, vaultError("read", p.Data, err)
+	case old != nil && old.Data != nil:
+		if m, ok := old.Data["data"].(map[string]any); ok {
+			return m, nil
+		}
+	}
+	return map[string]any{}, nil
+}
+
 func writeData(ctx context.Context, c *api.Client, p vaultclient.KVPath, key, token string, current int, prov map[string]any, note func(string)) (int, *api.Secret, error) {
 	// withProvenance adds the provenance to data written whole: a nil
 	// value is left out (the key is not carried over).
@@ -127,18 +145,9 @@ func writeData(ctx context.Context, c *api.Client, p vaultclient.KVPath, key, to
 		}
 		sec, err = c.Logical().JSONMergePatch(ctx, p.Data, map[string]any{"options": options, "data": patch})
 	case writeMerged:
-		data := map[string]any{}
-		old, rerr := c.Logical().ReadWithDataWithContext(ctx, p.Data, map[string][]string{"version": {strconv.Itoa(current)}})
-		switch {
-		case rerr != nil && statusOf(rerr) == http.StatusForbidden:
-			note(fmt.Sprintf("cannot read %s (permission denied): writing %s only; other keys of version %d, if any, are not carried over (grant read or patch on %s to keep them)",
-				p.Data, key, current, p.Data))
-		case rerr != nil:
-			return 0, nil, vaultError("read", p.Data, rerr)
-		case old != nil && old.Data != nil:
-			if m, ok := old.Data["data"].(map[string]any); ok {
-				data = m
-			}
+		data, rerr := currentData(ctx, c, p, key, current, note)
+		if rerr != nil {
+			return 0, nil, rerr
 		}
 		data[key] = token
 		sec, err = c.Logical().WriteWithContext(ctx, p.Data, map[string]any{"options": options, "data": withProvenance(data)})
