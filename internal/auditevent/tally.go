@@ -34,6 +34,10 @@ func NewTally(bus *Bus, component string) *Tally {
 	return &Tally{bus: bus, component: component, start: time.Now(), peers: map[string]struct{}{}, count: map[tallyKey]int64{}}
 }
 
+// Active says whether a refusal counted now reaches anyone (callers skip
+// finding the peer otherwise).
+func (t *Tally) Active() bool { return t.bus.Active() }
+
 // Add counts one refusal, when someone listens.
 func (t *Tally) Add(outcome, reason, peer string) {
 	if !t.bus.Active() {

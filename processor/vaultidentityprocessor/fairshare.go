@@ -197,14 +197,6 @@ func shareKey(id *identity.Identity) string {
 	return id.EntityID()
 }
 
-// count is n when fair share counts items, and 0 (not counted) when off.
-func (s *stamper) count(n int) int {
-	if s.fair == nil {
-		return 0
-	}
-	return n
-}
-
 // observed tells the fair share what the pipeline did with a request.
 func (s *stamper) observed(ctx context.Context, n int, err error) {
 	id, ok := identity.FromAuth(client.FromContext(ctx).Auth, s.cfg.Attributes)

@@ -8,7 +8,11 @@ import (
 
 func (s *stamper) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
 	var st stamp
-	res, item, err := s.stamps(ctx, &st, s.count(ld.LogRecordCount()))
+	n := 0
+	if s.fair != nil { // counted only for fair_share: no walk of the request otherwise
+		n = ld.LogRecordCount()
+	}
+	res, item, err := s.stamps(ctx, &st, n)
 	if err != nil {
 		return ld, err
 	}

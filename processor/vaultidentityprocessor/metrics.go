@@ -9,7 +9,11 @@ import (
 
 func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
 	var st stamp
-	res, item, err := s.stamps(ctx, &st, s.count(md.DataPointCount()))
+	n := 0
+	if s.fair != nil { // counted only for fair_share: no walk of the request otherwise
+		n = md.DataPointCount()
+	}
+	res, item, err := s.stamps(ctx, &st, n)
 	if err != nil {
 		return md, err
 	}

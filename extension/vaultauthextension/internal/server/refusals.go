@@ -53,7 +53,9 @@ func (r *refusals) unavailable(ctx context.Context, reason, detail string) {
 func (r *refusals) record(ctx context.Context, o, reason, detail string) {
 	l := r.get(o, reason)
 	l.add()
-	r.tally.Add(o, reason, clientAddress(ctx))
+	if r.tally.Active() {
+		r.tally.Add(o, reason, clientAddress(ctx))
+	}
 	if !l.warn.Allow(refusalLogEvery) {
 		l.suppressed.Add(1)
 		return
