@@ -15,6 +15,8 @@ BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 BENCHSTAT     := $(CACHE)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI      := $(CACHE)/golangci-lint-$(GOLANGCI_VERSION)/golangci-lint
+KUBE_VERSION  := 1.34.4
+KUBE_DIR      := $(CACHE)/kube-$(KUBE_VERSION)
 HELM_VERSION  := v3.22.0
 HELM          := $(CACHE)/helm-$(HELM_VERSION)/helm
 export HELM_BIN := $(HELM)
@@ -26,7 +28,7 @@ COLLECTOR_SRC := builder-config.yaml go.mod go.sum $(shell git ls-files -co --ex
 # Modules with tests (tools/* only pin tools and have none).
 TEST_MODULES := . deploy/helm/test
 
-.PHONY: all test vault collector vaultlightstep demo bench fuzz lint generate clean
+.PHONY: all test vault kube collector vaultlightstep demo bench fuzz lint generate clean
 
 all: vaultlightstep test
 
@@ -35,6 +37,12 @@ vault: $(VAULT_BIN)
 
 $(VAULT_BIN): tools/vault/go.mod tools/vault/go.sum
 	@scripts/build-vault.sh
+
+## kube: build a real Kubernetes control plane (kube-apiserver and etcd, tools/kube) for the tests (once; cached)
+kube: $(KUBE_DIR)/kube-apiserver
+
+$(KUBE_DIR)/kube-apiserver: tools/kube/go.mod tools/kube/go.sum tools/kube/etcd/main.go
+	@KUBE_DIR=$(KUBE_DIR) scripts/build-kube.sh
 
 ## collector: build bin/otelcol-vaultlightstep with ocb (ocb itself is installed once into the cache)
 collector: $(COLLECTOR)
@@ -86,7 +94,7 @@ $(BENCHSTAT):
 
 ## test: gofmt check, build what the tests need, then run every module's tests with -race
 # (-v, less the === lines: the output names every test that ran, and its figures)
-test: vault collector $(HELM)
+test: vault kube collector $(HELM)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*' -not -path './.cache/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed (run gofmt -w):"; echo "$$out"; exit 1; fi
 	@set -o pipefail; for m in $(TEST_MODULES); do \

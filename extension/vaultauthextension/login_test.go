@@ -2,10 +2,6 @@ package vaultauthextension
 
 import (
 	"context"
-	"encoding/json"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -67,51 +63,7 @@ func TestLoginMethods(t *testing.T) {
 		a.JWTFile = writeFile(t, t.TempDir(), "jwt", jwt)
 		startExtension(t, cfg).waitSent(t, "ls-token-v1")
 	})
-
-	// Kubernetes auth needs a TokenReview API; the dev server calls this fake
-	// one, which approves the service account token it is shown. Vault and
-	// the login are real.
-	t.Run("kubernetes (fake TokenReview API)", func(t *testing.T) {
-		signer := vaulttest.NewSigner(t)
-		saJWT := signer.Sign(t, map[string]any{
-			"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:otel:collector",
-			"kubernetes.io/serviceaccount/namespace":            "otel",
-			"kubernetes.io/serviceaccount/service-account.name": "collector",
-			"kubernetes.io/serviceaccount/service-account.uid":  "6b1f0a1e-uid",
-		})
-		reviews := make(chan struct{}, 16)
-		tokenReview := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var review struct {
-				Spec struct{ Token string } `json:"spec"`
-			}
-			_ = json.NewDecoder(r.Body).Decode(&review)
-			ok := r.URL.Path == "/apis/authentication.k8s.io/v1/tokenreviews" && review.Spec.Token == saJWT
-			reviews <- struct{}{}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-				"status": map[string]any{"authenticated": ok, "user": map[string]any{
-					"username": "system:serviceaccount:otel:collector", "uid": "6b1f0a1e-uid",
-				}},
-			})
-		}))
-		t.Cleanup(tokenReview.Close)
-		v.EnableAuth(t, "kubernetes", "kubernetes")
-		v.Write(t, "auth/kubernetes/config", map[string]any{
-			"kubernetes_host": tokenReview.URL, "disable_local_ca_jwt": true,
-			"kubernetes_ca_cert": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tokenReview.Certificate().Raw})),
-		})
-		v.Write(t, "auth/kubernetes/role/otel-collector", map[string]any{
-			"bound_service_account_names": "collector", "bound_service_account_namespaces": "otel",
-			"token_policies": readPolicy, "token_ttl": "1h",
-		})
-		cfg := clientConfig(v.Addr)
-		a := auth(cfg)
-		a.Method, a.Role = "kubernetes", "otel-collector"
-		a.JWTFile = writeFile(t, t.TempDir(), "sa-token", saJWT)
-		startExtension(t, cfg).waitSent(t, "ls-token-v1")
-		require.NotEmpty(t, reviews, "Vault never asked the TokenReview API")
-	})
+	// Kubernetes: against a real kube-apiserver, in kubernetes_test.go.
 }
 
 // A wrong credential never logs in: nothing is sent, the status says why.
