@@ -16,40 +16,85 @@ type Object = map[string]any
 
 // call sends one request as the admin and decodes a JSON answer into out.
 func (s *Server) call(method, path string, body, out any) (int, error) {
-	return s.callAs(s.AdminToken, method, path, body, out)
+	code, _, err := s.callAs(s.AdminToken, method, path, body, out)
+	return code, err
 }
 
-func (s *Server) callAs(token, method, path string, body, out any) (int, error) {
+// callAs sends one request with token; it returns the status and the
+// API server's warnings (e.g. what a pod template would violate).
+func (s *Server) callAs(token, method, path string, body, out any) (int, []string, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, s.URL+path, rd)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
+	warnings := resp.Header.Values("Warning")
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, err
+		return resp.StatusCode, warnings, err
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+			return resp.StatusCode, warnings, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
 		}
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, warnings, nil
+}
+
+// Submit creates any object, as `kubectl create -f` does, in namespace
+// unless it is cluster-scoped, and returns the status, the answer and the
+// API server's warnings, without judging them.
+func (s *Server) Submit(t vaulttest.T, namespace string, obj Object) (int, Object, []string) {
+	t.Helper()
+	path, err := collection(obj, namespace)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	var out Object
+	code, warnings, err := s.callAs(s.AdminToken, http.MethodPost, path, obj, &out)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	return code, out, warnings
+}
+
+// clusterScoped are the kinds without a namespace the tests create.
+var clusterScoped = map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true}
+
+// collection is the REST path objects of obj's kind are created under.
+func collection(obj Object, namespace string) (string, error) {
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	if apiVersion == "" || kind == "" {
+		return "", fmt.Errorf("an object without apiVersion or kind: %v", obj["metadata"])
+	}
+	base := "/apis/" + apiVersion
+	if apiVersion == "v1" {
+		base = "/api/v1"
+	}
+	resource := strings.ToLower(kind) + "s"
+	if strings.HasSuffix(resource, "ys") { // NetworkPolicy
+		resource = strings.TrimSuffix(resource, "ys") + "ies"
+	}
+	if clusterScoped[kind] {
+		return base + "/" + resource, nil
+	}
+	return base + "/namespaces/" + namespace + "/" + resource, nil
 }
 
 // Do sends a request as the admin, fails the test on a transport error,

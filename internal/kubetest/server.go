@@ -93,6 +93,7 @@ func Start(t vaulttest.T) *Server {
 			"--service-cluster-ip-range", "10.96.0.0/24")
 		s.URL = "https://" + addr
 		if lastErr = s.waitReady(certs, apiserver); lastErr == nil {
+			t.Cleanup(s.http.CloseIdleConnections) // before the processes stop: no client goroutine outlives the test
 			return s
 		}
 		apiserver.stop()

@@ -4,8 +4,9 @@
 // relies on, and validates every rendered collector config with the built
 // collector (COLLECTOR_BIN), with the environment the pod spec gives it.
 //
-// Nothing here needs a cluster; what only a cluster can prove (Vault logins,
-// TokenReview, scheduling, volumes) is listed in docs/kubernetes.md.
+// No kubelet runs here; a real kube-apiserver does (internal/kubetest): the
+// chart is installed into it (apiserver_test.go). What only a whole cluster
+// can prove (scheduling, volumes, DNS) is listed in docs/kubernetes.md.
 package helmtest
 
 import (
