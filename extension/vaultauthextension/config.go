@@ -74,8 +74,10 @@ func (c *Config) needsLogin() bool {
 	if !c.Server.HasValue() {
 		return true
 	}
-	// Hashing credentials for the audit join needs a token too.
-	return c.Server.Get().TokenLookup.HasValue() || c.Server.Get().Audit.HasValue()
+	// Hashing credentials for the audit join needs a token too, as does
+	// looking up pods' entities.
+	s := c.Server.Get()
+	return s.TokenLookup.HasValue() || s.KubernetesPods.HasValue() || s.Audit.HasValue()
 }
 
 // hasLogin says whether the instance logs in (and so knows this collector's

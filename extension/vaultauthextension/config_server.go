@@ -12,6 +12,7 @@ import (
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/server"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/kube"
 )
 
 // ServerConfig is the receiver side: how senders' Vault identities are verified.
@@ -22,6 +23,10 @@ type ServerConfig struct {
 	IdentityToken configoptional.Optional[IdentityTokenServerConfig] `mapstructure:"identity_token"`
 	// TokenLookup checks Vault tokens with auth/token/lookup.
 	TokenLookup configoptional.Optional[TokenLookupConfig] `mapstructure:"token_lookup"`
+	// KubernetesPods identifies each sender, without a credential, as the
+	// pod on this node its connection comes from: the Vault entity of that
+	// pod's service account (node agents; docs/kubernetes.md).
+	KubernetesPods configoptional.Optional[KubernetesPodsConfig] `mapstructure:"kubernetes_pods"`
 	// Attributes are the identity attributes filled for each sender beyond
 	// vault.entity.id and vault.namespace: attribute name -> source
 	// (claim:<name>; entity:name, entity:metadata.<key>, entity:groups,
@@ -99,6 +104,50 @@ type IdentityTokenServerConfig struct {
 	_ struct{}
 }
 
+// Alias name sources of Vault's Kubernetes auth roles (alias_name_source).
+const (
+	AliasServiceAccountUID  = "serviceaccount_uid"
+	AliasServiceAccountName = "serviceaccount_name"
+)
+
+// KubernetesPodsConfig is the pod association mode.
+type KubernetesPodsConfig struct {
+	// NodeName is this agent's node (the downward API's spec.nodeName):
+	// only its pods are watched, and only they are vouched for.
+	NodeName string `mapstructure:"node_name"`
+	// AuthType is how the API server is reached: serviceAccount (in the
+	// cluster) or kubeConfig ($KUBECONFIG).
+	AuthType string `mapstructure:"auth_type"`
+	// MountPath is the Vault Kubernetes auth mount whose aliases name the
+	// service accounts' entities.
+	MountPath string `mapstructure:"mount_path"`
+	// AliasNameSource is how that mount's roles name aliases:
+	// serviceaccount_uid (Vault's default; needs get on serviceaccounts)
+	// or serviceaccount_name (<namespace>/<name>).
+	AliasNameSource string `mapstructure:"alias_name_source"`
+
+	_ struct{}
+}
+
+// Validate checks the `kubernetes_pods:` block.
+func (c *KubernetesPodsConfig) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.NodeName) == "" {
+		errs = append(errs, errors.New("node_name: required (the downward API's spec.nodeName, e.g. ${env:NODE_NAME})"))
+	}
+	if c.AuthType != kube.AuthServiceAccount && c.AuthType != kube.AuthKubeConfig {
+		errs = append(errs, fmt.Errorf("auth_type: unknown %q (want %s or %s)", c.AuthType, kube.AuthServiceAccount, kube.AuthKubeConfig))
+	}
+	if strings.Trim(c.MountPath, "/") == "" {
+		errs = append(errs, errors.New("mount_path: required (the Vault Kubernetes auth mount, e.g. kubernetes)"))
+	}
+	if c.AliasNameSource != AliasServiceAccountUID && c.AliasNameSource != AliasServiceAccountName {
+		errs = append(errs, fmt.Errorf("alias_name_source: unknown %q (want %s or %s, as the mount's roles say)",
+			c.AliasNameSource, AliasServiceAccountUID, AliasServiceAccountName))
+	}
+	return errors.Join(errs...)
+}
+
 // TokenLookupConfig is the Vault token mode.
 type TokenLookupConfig struct {
 	// MaxConcurrentLookups bounds Vault lookups in flight for credentials
@@ -128,6 +177,9 @@ func defaultServerConfig() ServerConfig {
 		TokenLookup: configoptional.Default(TokenLookupConfig{
 			MaxConcurrentLookups: 32, MaxLookupsPerSecond: 100,
 		}),
+		KubernetesPods: configoptional.Default(KubernetesPodsConfig{
+			AuthType: kube.AuthServiceAccount, MountPath: "kubernetes", AliasNameSource: AliasServiceAccountUID,
+		}),
 		CacheTTL:          defaultCacheTTL,
 		CacheSize:         defaultCacheSize,
 		NegativeCacheTTL:  defaultNegativeCacheTTL,
@@ -139,8 +191,17 @@ func defaultServerConfig() ServerConfig {
 // Validate checks the `server:` block.
 func (c *ServerConfig) Validate() error {
 	var errs []error
-	if c.IdentityToken.HasValue() == c.TokenLookup.HasValue() {
-		errs = append(errs, errors.New("identity_token: set exactly one of identity_token or token_lookup"))
+	modes := 0
+	for _, set := range []bool{c.IdentityToken.HasValue(), c.TokenLookup.HasValue(), c.KubernetesPods.HasValue()} {
+		if set {
+			modes++
+		}
+	}
+	if modes != 1 {
+		errs = append(errs, errors.New("identity_token: set exactly one of identity_token, token_lookup or kubernetes_pods"))
+	}
+	if c.KubernetesPods.HasValue() && c.Audit.HasValue() {
+		errs = append(errs, errors.New("audit: no credential to hash with kubernetes_pods (the agent's own is hashed with the top-level audit block)"))
 	}
 	rules, err := c.rules()
 	if err != nil {
@@ -183,6 +244,10 @@ func (c *ServerConfig) rules() (identity.Rules, error) {
 		m[identity.EntityName] = "entity:name"
 		m[identity.Policies] = "token:policies"
 	}
+	podsMode := c.KubernetesPods.HasValue()
+	if podsMode {
+		delete(m, identity.Policies) // no token: the entity's own policies are not the point
+	}
 	for k, v := range c.Attributes {
 		if strings.EqualFold(k, identity.CredentialHMAC) {
 			return nil, errRuleFillsHMAC
@@ -204,6 +269,9 @@ func (c *ServerConfig) rules() (identity.Rules, error) {
 				mode = "identity_token (sources claim:...)"
 			}
 			return nil, fmt.Errorf("%s: source %s does not exist in mode %s", r.Key, r.Source, mode)
+		}
+		if podsMode && r.Source.Kind != identity.FromEntityName && r.Source.Kind != identity.FromEntityMetadata && r.Source.Kind != identity.FromEntityGroups {
+			return nil, fmt.Errorf("%s: source %s does not exist in mode kubernetes_pods (sources entity:...)", r.Key, r.Source)
 		}
 	}
 	return rules, nil
@@ -266,11 +334,16 @@ func (c *ServerConfig) settings() (server.Settings, error) {
 		a := c.Audit.Get()
 		s.Audit = &server.AuditSettings{Device: strings.Trim(a.Device, "/"), OnFailure: a.OnFailure}
 	}
-	if c.IdentityToken.HasValue() {
+	switch {
+	case c.KubernetesPods.HasValue():
+		k := c.KubernetesPods.Get()
+		s.Pods = &server.PodSettings{NodeName: k.NodeName, AuthType: k.AuthType,
+			Mount: strings.Trim(k.MountPath, "/"), AliasByName: k.AliasNameSource == AliasServiceAccountName}
+	case c.IdentityToken.HasValue():
 		j := c.IdentityToken.Get()
 		s.JWT = &server.JWTSettings{Issuers: j.Issuers, Audience: j.Audience, Leeway: j.Leeway,
 			RefetchInterval: j.JWKSRefetchInterval, RefreshInterval: j.JWKSRefreshInterval}
-	} else {
+	default:
 		l := c.TokenLookup.Get()
 		s.Lookup = &server.LookupSettings{MaxConcurrent: l.MaxConcurrentLookups, PerSecond: l.MaxLookupsPerSecond, PerSecondPerClient: l.perClientRate()}
 	}

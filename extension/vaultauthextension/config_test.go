@@ -53,6 +53,15 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, "/secrets/secret-id", cfg.Auth.Get().SecretIDFile)
 	assert.Equal(t, 30*time.Second, cfg.Client.Get().RefreshInterval)
 
+	cfg = loadConfig(t, "pods")
+	require.NoError(t, validate(cfg))
+	pods := cfg.Server.Get().KubernetesPods.Get()
+	assert.Equal(t, "node-a", pods.NodeName)
+	assert.Equal(t, "serviceAccount", pods.AuthType, "default: the pod's own service account")
+	assert.Equal(t, "kubernetes", pods.MountPath)
+	assert.Equal(t, AliasServiceAccountName, pods.AliasNameSource)
+	assert.False(t, cfg.Server.Get().IdentityToken.HasValue())
+
 	cfg = loadConfig(t, "bearer")
 	require.NoError(t, validate(cfg))
 	assert.Equal(t, "authorization", cfg.Client.Get().header())
@@ -72,6 +81,13 @@ func TestValidateNamesTheKey(t *testing.T) {
 		return cfg
 	}
 	require.NoError(t, validate(server()))
+	pods := func() *Config {
+		cfg := withToken(createDefaultConfig(), "t")
+		cfg.Vault.Address = "http://127.0.0.1:8200"
+		cfg.Server.GetOrInsertDefault().KubernetesPods.GetOrInsertDefault().NodeName = "node-a"
+		return cfg
+	}
+	require.NoError(t, validate(pods()))
 
 	tests := []struct {
 		name    string
@@ -112,6 +128,13 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"unknown source", server, func(c *Config) { c.Server.Get().Attributes = map[string]string{"vault.x": "header:x"} }, "server: attributes:"},
 		{"lookup source in jwt mode", server, func(c *Config) { c.Server.Get().Attributes = map[string]string{"vault.x": "entity:name"} }, "server: attributes:"},
 		{"refresh below refetch", server, func(c *Config) { c.Server.Get().IdentityToken.Get().JWKSRefreshInterval = time.Second }, "server: identity_token: jwks_refresh_interval:"},
+		{"pods without node", pods, func(c *Config) { c.Server.Get().KubernetesPods.Get().NodeName = "" }, "server: kubernetes_pods: node_name:"},
+		{"pods with unknown auth_type", pods, func(c *Config) { c.Server.Get().KubernetesPods.Get().AuthType = "x" }, "server: kubernetes_pods: auth_type:"},
+		{"pods with unknown alias source", pods, func(c *Config) { c.Server.Get().KubernetesPods.Get().AliasNameSource = "uid" }, "server: kubernetes_pods: alias_name_source:"},
+		{"pods and lookup", pods, func(c *Config) { c.Server.Get().TokenLookup.GetOrInsertDefault() }, "server: identity_token: set exactly one"},
+		{"pods with a token source", pods, func(c *Config) { c.Server.Get().Attributes = map[string]string{"vault.x": "token:policies"} }, "server: attributes:"},
+		{"pods with audit", pods, func(c *Config) { c.Server.Get().Audit.GetOrInsertDefault() }, "server: audit:"},
+		{"pods without auth", pods, func(c *Config) { c.Auth = configoptional.None[vaultclient.AuthConfig]() }, "auth: required"},
 		{"per-client above global", server, func(c *Config) {
 			c.Server.Get().IdentityToken = configoptional.None[IdentityTokenServerConfig]()
 			c.Server.Get().TokenLookup.GetOrInsertDefault().MaxLookupsPerSecondPerClient = 1000

@@ -23,6 +23,15 @@ func (s *Server) call(method, path string, body, out any) (int, error) {
 // callAs sends one request with token; it returns the status and the
 // API server's warnings (e.g. what a pod template would violate).
 func (s *Server) callAs(token, method, path string, body, out any) (int, []string, error) {
+	return s.send(token, method, path, "application/json", body, out)
+}
+
+// callAsPatch sends a JSON merge patch as the admin.
+func (s *Server) callAsPatch(method, path string, body, out any) (int, []string, error) {
+	return s.send(s.AdminToken, method, path, "application/merge-patch+json", body, out)
+}
+
+func (s *Server) send(token, method, path, contentType string, body, out any) (int, []string, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -36,7 +45,7 @@ func (s *Server) callAs(token, method, path string, body, out any) (int, []strin
 		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.http.Do(req)
 	if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
 	"github.com/vaultlightstep/vaultlightstep/internal/auditevent"
 	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/kube"
 	"github.com/vaultlightstep/vaultlightstep/internal/vaultclient"
 )
 
@@ -31,9 +33,11 @@ type Settings struct {
 	Rules identity.Rules
 	// TenantAttribute names the attribute that names the tenant; "" for none.
 	TenantAttribute string
-	// One of JWT (identity_token mode) and Lookup (token_lookup mode).
+	// One of JWT (identity_token mode), Lookup (token_lookup mode) and
+	// Pods (kubernetes_pods mode).
 	JWT    *JWTSettings
 	Lookup *LookupSettings
+	Pods   *PodSettings
 	// Audit stamps each identity with its credential's audit HMAC; nil: off.
 	Audit *AuditSettings
 }
@@ -67,7 +71,8 @@ type Authenticator struct {
 	headerLower     string // gRPC metadata keys, and client.Metadata's
 	headerCanonical string // HTTP header keys
 	verdicts        *verdicts
-	verifier        verifier // set in Start
+	verifier        verifier   // set in Start
+	pods            *podSender // kubernetes_pods: the sender is its connection's pod, set in Start
 	refusals        *refusals
 	telemetry       *telemetry.Telemetry
 	logger          *zap.Logger
@@ -111,9 +116,28 @@ func (a *Authenticator) Start(ctx, runCtx context.Context, vault vaultclient.Vau
 		a.verifier = j
 		return nil
 	}
+	if a.s.Pods != nil {
+		return a.startPods(runCtx, vault, vaultCfg, tenant, run)
+	}
 	l := newLookupVerifier(vault, *a.s.Lookup, a.s.Rules, tenant, a.verdicts, audit, vaultCfg.Timeout, a.s.CacheTTL)
 	l.runCtx = runCtx
 	a.verifier = l
+	return nil
+}
+
+// startPods starts the watch of this node's pods and readies the verifier
+// that resolves their service accounts to Vault entities.
+func (a *Authenticator) startPods(runCtx context.Context, vault vaultclient.Vault, vaultCfg vaultclient.VaultConfig,
+	tenant *tenantRule, run func(func())) error {
+	kc, err := kube.NewClient(a.s.Pods.AuthType)
+	if err != nil {
+		return fmt.Errorf("server.kubernetes_pods: %w", err)
+	}
+	index := kube.NewPodIndex(kc, a.s.Pods.NodeName)
+	run(func() { index.Run(runCtx) })
+	a.pods = &podSender{index: index}
+	a.verifier = &podVerifier{vault: vault, s: *a.s.Pods, namespace: vaultCfg.Namespace, rules: a.s.Rules, tenant: tenant,
+		verdicts: a.verdicts, timeout: vaultCfg.Timeout, runCtx: runCtx, kube: kc}
 	return nil
 }
 
@@ -129,8 +153,12 @@ func (a *Authenticator) registerGauge() error {
 
 // Authenticate verifies the request's credential (extensionauth.Server).
 func (a *Authenticator) Authenticate(ctx context.Context, sources map[string][]string) (context.Context, error) {
-	credential, reason := a.credential(sources)
+	credential, reason, temporary := a.credentialOf(ctx, sources)
 	if reason != "" {
+		if temporary {
+			a.refusals.unavailable(ctx, reason, "")
+			return ctx, ErrUnavailable
+		}
 		a.refusals.refused(ctx, reason, "")
 		return ctx, ErrUnauthenticated
 	}
@@ -167,6 +195,16 @@ func (a *Authenticator) withAuth(ctx context.Context, v verdict) context.Context
 	info.Auth = v.auth
 	info.Metadata = identity.VerifiedMetadata(info.Metadata, v.tenant, v.metadata, a.headerLower)
 	return client.NewContext(ctx, info)
+}
+
+// credentialOf is what identifies the request's sender: its credential,
+// or with kubernetes_pods its connection's pod's service account.
+func (a *Authenticator) credentialOf(ctx context.Context, sources map[string][]string) (string, string, bool) {
+	if a.pods != nil {
+		return a.pods.credential(ctx)
+	}
+	c, reason := a.credential(sources)
+	return c, reason, false
 }
 
 // credential extracts the one credential of a request, or says why not.

@@ -1,0 +1,139 @@
+package vaultauthextension
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/extension/extensionauth"
+
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/server"
+	"github.com/vaultlightstep/vaultlightstep/internal/identity"
+	"github.com/vaultlightstep/vaultlightstep/internal/kube"
+	"github.com/vaultlightstep/vaultlightstep/internal/kubetest"
+	"github.com/vaultlightstep/vaultlightstep/internal/vaulttest"
+)
+
+// podsEnv is a node ("node-a") with workloads in namespace "apps", each a
+// pod with its own service account, whose Vault entities exist because
+// each has logged in once through Vault's Kubernetes auth; and the agent's
+// service account allowed to watch pods (the chart's ClusterRole).
+type podsEnv struct {
+	k        *kubetest.Server
+	v        *vaulttest.Server
+	entities map[string]string // service account -> entity id
+}
+
+func newPodsEnv(t *testing.T, aliasSource string) *podsEnv {
+	t.Helper()
+	e := &podsEnv{k: kubetest.Start(t), v: vaulttest.Start(t), entities: map[string]string{}}
+	k, v := e.k, e.v
+	k.Namespace(t, "apps", nil)
+	k.Namespace(t, "observability", nil)
+	k.ServiceAccount(t, "observability", "vault-reviewer")
+	k.BindClusterRole(t, "vault-reviewer", "system:auth-delegator", "observability", "vault-reviewer")
+	v.EnableAuth(t, "kubernetes", "kubernetes")
+	v.Write(t, "auth/kubernetes/config", map[string]any{"kubernetes_host": k.URL, "kubernetes_ca_cert": k.CAPEM,
+		"disable_local_ca_jwt": true, "token_reviewer_jwt": k.Token(t, "observability", "vault-reviewer", kubetest.TokenOptions{})})
+	v.Write(t, "auth/kubernetes/role/apps", map[string]any{"bound_service_account_names": "*", "bound_service_account_namespaces": "apps",
+		"alias_name_source": aliasSource, "token_policies": "default", "token_ttl": "5m"})
+	for _, sa := range []string{"payments", "checkout", "batch"} {
+		k.ServiceAccount(t, "apps", sa)
+		sec, err := v.ClientWithToken(t, "").Logical().Write("auth/kubernetes/login", map[string]any{
+			"role": "apps", "jwt": k.Token(t, "apps", sa, kubetest.TokenOptions{})})
+		require.NoError(t, err)
+		e.entities[sa] = sec.Auth.EntityID
+	}
+	k.ClusterRole(t, "pod-reader", kubetest.Object{"apiGroups": []string{""}, "resources": []string{"pods", "serviceaccounts"}, "verbs": []string{"get", "list", "watch"}})
+	k.ServiceAccount(t, "observability", "otel-agent")
+	k.BindClusterRole(t, "otel-agent-pod-reader", "pod-reader", "observability", "otel-agent")
+	t.Setenv("KUBECONFIG", k.Kubeconfig(t, k.Token(t, "observability", "otel-agent", kubetest.TokenOptions{})))
+	return e
+}
+
+// agent starts a vaultauth instance in kubernetes_pods mode on node-a,
+// logged in with a token of the shipped pod-identity policy.
+func (e *podsEnv) agent(t *testing.T, aliasSource string) extensionauth.Server {
+	t.Helper()
+	hcl, err := os.ReadFile(filepath.Join("..", "..", "examples", "vault", "pod-identity.hcl"))
+	require.NoError(t, err)
+	e.v.PutPolicy(t, "pod-identity", string(hcl))
+	token := e.v.Write(t, "auth/token/create", map[string]any{"policies": []string{"pod-identity"}, "ttl": "1h", "no_parent": true}).Auth.ClientToken
+	cfg := createDefaultConfig()
+	cfg.Vault.Address = e.v.Addr
+	withToken(cfg, token)
+	pods := cfg.Server.GetOrInsertDefault().KubernetesPods.GetOrInsertDefault()
+	pods.NodeName, pods.AuthType, pods.AliasNameSource = "node-a", kube.AuthKubeConfig, aliasSource
+	h := startExtension(t, cfg)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range h.logs.All() {
+				t.Logf("%s %s %v", l.Level, l.Message, l.ContextMap())
+			}
+		}
+	})
+	return h.ext.(extensionauth.Server)
+}
+
+// from authenticates a request whose connection comes from ip.
+func from(a extensionauth.Server, ip string) (*identity.Identity, error) {
+	ctx := client.NewContext(context.Background(), client.Info{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000}})
+	ctx, err := a.Authenticate(ctx, map[string][]string{})
+	if err != nil {
+		return nil, err
+	}
+	id, _ := identity.FromAuth(client.FromContext(ctx).Auth, []string{identity.EntityID, identity.EntityName})
+	return id, nil
+}
+
+// A node agent identifies each workload by the pod its connection comes
+// from: the Vault entity of the pod's service account, in both alias name
+// sources of Vault's Kubernetes auth. What it cannot vouch for it refuses:
+// another node's pod, a host-network pod (its address is the node's), a
+// deleted pod's address, a service account without an entity.
+func TestKubernetesPodsIdentifySenders(t *testing.T) {
+	for _, source := range []string{AliasServiceAccountUID, AliasServiceAccountName} {
+		t.Run(source, func(t *testing.T) {
+			e := newPodsEnv(t, source)
+			k := e.k
+			k.ServiceAccount(t, "apps", "no-entity")
+			for _, p := range []kubetest.PodSpec{
+				{Name: "payments-1", Node: "node-a", ServiceAccount: "payments", IP: "127.0.0.2"},
+				{Name: "checkout-1", Node: "node-a", ServiceAccount: "checkout", IP: "127.0.0.3"},
+				{Name: "batch-1", Node: "node-b", ServiceAccount: "batch", IP: "127.0.0.4"},
+				{Name: "host-agent", Node: "node-a", ServiceAccount: "payments", IP: "127.0.0.5", HostNetwork: true},
+				{Name: "stranger", Node: "node-a", ServiceAccount: "no-entity", IP: "127.0.0.6"},
+			} {
+				p.Namespace = "apps"
+				k.Pod(t, p)
+			}
+			a := e.agent(t, source)
+			var id *identity.Identity
+			var err error
+			require.Eventually(t, func() bool { id, err = from(a, "127.0.0.2"); return err == nil }, eventually, poll, "payments: %v", err)
+			assert.Equal(t, e.entities["payments"], id.EntityID())
+			id, err = from(a, "127.0.0.3")
+			require.NoError(t, err)
+			assert.Equal(t, e.entities["checkout"], id.EntityID())
+
+			for ip, want := range map[string]error{
+				"127.0.0.4": server.ErrUnavailable,     // another node's pod: not in this node's watch
+				"127.0.0.5": server.ErrUnauthenticated, // host network
+				"127.0.0.6": server.ErrUnauthenticated, // no entity
+				"127.0.0.9": server.ErrUnavailable,     // no pod (yet)
+			} {
+				_, err := from(a, ip)
+				assert.ErrorIs(t, err, want, "%s", ip)
+			}
+
+			k.Delete(t, "/api/v1/namespaces/apps/pods/payments-1")
+			require.Eventually(t, func() bool { _, err := from(a, "127.0.0.2"); return err != nil }, eventually, poll,
+				"a deleted pod's address still names it")
+		})
+	}
+}
