@@ -28,6 +28,11 @@ const (
 	// telemetry was sent with (sys/audit-hash): the key that finds, in
 	// Vault's audit log, the request that issued it and every use of it.
 	CredentialHMAC = "vault.credential.hmac"
+	// VouchedByEntityID and VouchedByEntityName name the agent that
+	// vouched for a resource's identity (its entity), stamped by a gateway
+	// that keeps the identities its vouchers stamped.
+	VouchedByEntityID   = "vault.vouched_by.entity.id"
+	VouchedByEntityName = "vault.vouched_by.entity.name"
 	// Subject is the entity id under the name other authenticators use.
 	Subject = "subject"
 

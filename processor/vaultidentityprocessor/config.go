@@ -55,6 +55,14 @@ type Config struct {
 	// 503): its data waits at its sender, not in this gateway's queue, where
 	// retrying it would hold up every other tenant's exports.
 	TenantCredentials component.ID `mapstructure:"tenant_credentials"`
+	// Vouchers are the senders (Vault entity names or ids) trusted to vouch
+	// for other identities: node agents that identify their own senders
+	// (vaultauth server.kubernetes_pods) and stamp each resource with its
+	// sender's identity. A resource such a sender stamped keeps that
+	// identity, with vault.vouched_by.entity.id/name naming the voucher;
+	// from anyone else every vault.* key is removed as always. With
+	// from: auth and level: resource.
+	Vouchers []string `mapstructure:"vouchers"`
 	// FairShare shares what the pipeline after this processor can take
 	// among the tenants (or, without tenants, the senders' entities) when
 	// it cannot take everything, so one sender's volume cannot crowd out
@@ -114,6 +122,21 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("attributes::%d: %q is not an identity attribute (want vault.<name>, e.g. %s)", i, a, identity.EntityID))
 		case slices.Index(c.Attributes, a) != i:
 			errs = append(errs, fmt.Errorf("attributes::%d: %q listed twice", i, a))
+		}
+	}
+	if len(c.Vouchers) > 0 {
+		switch {
+		case c.From != FromAuth:
+			errs = append(errs, errors.New("vouchers: only used with from: auth (a gateway keeping its agents' stamps)"))
+		case c.Level != LevelResource:
+			errs = append(errs, errors.New("vouchers: only with level: resource (agents vouch per resource)"))
+		case !slices.Contains(c.Attributes, identity.EntityID):
+			errs = append(errs, fmt.Errorf("vouchers: attributes must include %s, the vouched identity", identity.EntityID))
+		}
+		for i, v := range c.Vouchers {
+			if strings.TrimSpace(v) == "" {
+				errs = append(errs, fmt.Errorf("vouchers::%d: empty (want an entity name or id)", i))
+			}
 		}
 	}
 	if c.TenantCredentials != (component.ID{}) && c.From != FromAuth {

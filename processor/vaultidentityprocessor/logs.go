@@ -20,7 +20,7 @@ func (s *stamper) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, err
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
-		ok = res.apply(rl.Resource().Attributes()) && ok
+		ok = res.applyResource(rl.Resource().Attributes()) && ok
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			sl := sls.At(j)

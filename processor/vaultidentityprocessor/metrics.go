@@ -21,7 +21,7 @@ func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetr
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		ok = res.apply(rm.Resource().Attributes()) && ok
+		ok = res.applyResource(rm.Resource().Attributes()) && ok
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)

@@ -15,11 +15,16 @@ const maxAttributes = 16
 type stamp struct {
 	n     int
 	attrs [maxAttributes]identity.Attribute
+	// vouch is set when the request's sender is a voucher (vouch.go):
+	// its resources that carry a vouched identity keep it, with voucher.
+	vouch   *vouchers
+	nv      int
+	voucher [maxAttributes + 2]identity.Attribute
 }
 
 // stampFor picks the configured attributes id has (none for a nil id).
 func (s *stamper) stampFor(id *identity.Identity, st *stamp) {
-	st.n = 0
+	st.n, st.vouch = 0, nil
 	if id == nil {
 		return
 	}
@@ -28,6 +33,10 @@ func (s *stamper) stampFor(id *identity.Identity, st *stamp) {
 			st.attrs[st.n] = identity.Attribute{Key: k, Value: v}
 			st.n++
 		}
+	}
+	if s.vouchers.vouches(id) {
+		st.vouch = s.vouchers
+		st.voucherStamp(id)
 	}
 }
 

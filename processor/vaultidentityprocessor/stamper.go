@@ -68,6 +68,7 @@ type stamper struct {
 	warnDeep  ratelimit.Every          // the unexportable-request warning
 	warnShare ratelimit.Every          // the over-share warning
 	fair      *fairShare               // fair_share; nil when off
+	vouchers  *vouchers                // vouchers; nil when none
 
 	noAuthStreak  atomic.Int64
 	warnedNoAuth  atomic.Bool
@@ -84,7 +85,7 @@ func newStamper(cfg *Config, set processor.Settings) (*stamper, error) {
 		fair = newFairShare(cfg.FairShare.Window)
 	}
 	return &stamper{
-		cfg: cfg, logger: set.Logger, telemetry: tb, stampResource: cfg.Level == LevelResource, fair: fair,
+		cfg: cfg, logger: set.Logger, telemetry: tb, stampResource: cfg.Level == LevelResource, fair: fair, vouchers: newVouchers(cfg),
 		// processor=<id>, as the Collector's own processor metrics say it.
 		action: metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("action", cfg.OnMissing), attribute.String("processor", set.ID.String()))),

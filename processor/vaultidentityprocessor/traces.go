@@ -20,7 +20,7 @@ func (s *stamper) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.T
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		ok = res.apply(rs.Resource().Attributes()) && ok
+		ok = res.applyResource(rs.Resource().Attributes()) && ok
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
