@@ -135,17 +135,46 @@ func TestOneIdentityPerWorkloadBehindTheNodeAgent(t *testing.T) {
 	_, err = newPodSender(t, "127.0.0.9", agent.OTLPGRPC, 9).send(entities["payments"])
 	assert.Error(t, err, "an address no pod of the node has was accepted")
 
-	require.Eventually(t, func() bool { return sink.Count() >= len(sent["payments"])+len(sent["checkout"]) }, eventually, poll,
+	// With UNIDENTIFIED=pass, a pod whose service account has no Vault
+	// entity still sends: stamped with the agents' own identity by the
+	// gateway, its forgery removed, nothing vouched.
+	k.ServiceAccount(t, "apps", "batch")
+	k.Pod(t, kubetest.PodSpec{Namespace: "apps", Name: "batch-1", Node: "node-a", ServiceAccount: "batch", IP: "127.0.0.4"})
+	passing := testbed.StartCollector(t, "node-agent-pass", testbed.Example("agent.yaml"), map[string]string{
+		"VAULT_ADDR": v.Addr, "VAULT_ROLE_ID_FILE": agentIdentity.RoleIDFile, "VAULT_SECRET_ID_FILE": agentIdentity.SecretIDFile,
+		"GATEWAY_ENDPOINT": gateway.OTLPGRPC, "GATEWAY_INSECURE": "true", "UNIDENTIFIED": "pass",
+		"NODE_NAME": "node-a", "KUBE_AUTH_TYPE": "kubeConfig", "VAULT_ALIAS_NAME_SOURCE": "serviceaccount_uid",
+		"KUBECONFIG": k.Kubeconfig(t, k.Token(t, "observability", "otel-agent", kubetest.TokenOptions{})),
+	}, testbed.Example("node-agent.yaml"))
+	batch := newPodSender(t, "127.0.0.4", passing.OTLPGRPC, 3)
+	payments := newPodSender(t, "127.0.0.2", passing.OTLPGRPC, 4)
+	for range 5 {
+		var id pcommon.SpanID
+		require.Eventually(t, func() bool { id, err = batch.send(entities["payments"]); return err == nil }, eventually, poll,
+			"batch: %v\n%s", err, passing.LogTail(20))
+		sent["batch"] = append(sent["batch"], id)
+		id, err = payments.send(entities["checkout"])
+		require.NoError(t, err)
+		sent["payments"] = append(sent["payments"], id)
+	}
+	entities["batch"] = agentIdentity.EntityID
+
+	require.Eventually(t, func() bool { return sink.Count() >= len(sent["payments"])+len(sent["checkout"])+len(sent["batch"]) }, eventually, poll,
 		"spans lost: %d arrived\n%s", sink.Count(), gateway.LogTail(20))
 	for sa, ids := range sent {
 		for _, id := range ids {
 			span, ok := sink.Span(id)
 			require.True(t, ok)
 			assert.Equal(t, []string{entities[sa]}, span.Resource.Values("vault.entity.id"), "%s", sa)
+			if sa == "batch" { // not vouched for: the agents' own identity
+				assert.Empty(t, span.Resource.Values("vault.vouched_by.entity.id"), "%s", sa)
+				continue
+			}
 			assert.Equal(t, []string{agentIdentity.EntityID}, span.Resource.Values("vault.vouched_by.entity.id"), "%s", sa)
 			assert.Equal(t, []string{"otel-agents"}, span.Resource.Values("vault.vouched_by.entity.name"), "%s", sa)
 			assert.Len(t, span.Resource.Values("vault.credential.hmac"), 1, "%s", sa)
 		}
 	}
-	t.Logf("%d spans of 2 workloads through one node agent, each stamped with its own service account's entity", sink.Count())
+	t.Logf("%d spans of 3 workloads through node agents: %d and %d stamped with their own service account's entity, %d (no entity, unidentified: pass) with the agents'",
+		sink.Count(), len(sent["payments"]), len(sent["checkout"]), len(sent["batch"]))
 }

@@ -125,9 +125,22 @@ type KubernetesPodsConfig struct {
 	// serviceaccount_uid (Vault's default; needs get on serviceaccounts)
 	// or serviceaccount_name (<namespace>/<name>).
 	AliasNameSource string `mapstructure:"alias_name_source"`
+	// Unidentified is what happens to a sender whose pod gives no identity
+	// (no pod of this node has its address, a host-network or terminating
+	// pod, a service account without a Vault entity): reject (refused,
+	// the default) or pass (accepted without an identity: with the
+	// agent's vaultidentity on_missing: pass, the gateway stamps the
+	// agent's own identity, as an agent without this mode does).
+	Unidentified string `mapstructure:"unidentified"`
 
 	_ struct{}
 }
+
+// What happens to senders a node agent cannot identify.
+const (
+	UnidentifiedReject = "reject"
+	UnidentifiedPass   = "pass"
+)
 
 // Validate checks the `kubernetes_pods:` block.
 func (c *KubernetesPodsConfig) Validate() error {
@@ -140,6 +153,9 @@ func (c *KubernetesPodsConfig) Validate() error {
 	}
 	if strings.Trim(c.MountPath, "/") == "" {
 		errs = append(errs, errors.New("mount_path: required (the Vault Kubernetes auth mount, e.g. kubernetes)"))
+	}
+	if c.Unidentified != UnidentifiedReject && c.Unidentified != UnidentifiedPass {
+		errs = append(errs, fmt.Errorf("unidentified: unknown %q (want %s or %s)", c.Unidentified, UnidentifiedReject, UnidentifiedPass))
 	}
 	if c.AliasNameSource != AliasServiceAccountUID && c.AliasNameSource != AliasServiceAccountName {
 		errs = append(errs, fmt.Errorf("alias_name_source: unknown %q (want %s or %s, as the mount's roles say)",
@@ -179,6 +195,7 @@ func defaultServerConfig() ServerConfig {
 		}),
 		KubernetesPods: configoptional.Default(KubernetesPodsConfig{
 			AuthType: kube.AuthServiceAccount, MountPath: "kubernetes", AliasNameSource: AliasServiceAccountUID,
+			Unidentified: UnidentifiedReject,
 		}),
 		CacheTTL:          defaultCacheTTL,
 		CacheSize:         defaultCacheSize,
@@ -338,7 +355,8 @@ func (c *ServerConfig) settings() (server.Settings, error) {
 	case c.KubernetesPods.HasValue():
 		k := c.KubernetesPods.Get()
 		s.Pods = &server.PodSettings{NodeName: k.NodeName, AuthType: k.AuthType,
-			Mount: strings.Trim(k.MountPath, "/"), AliasByName: k.AliasNameSource == AliasServiceAccountName}
+			Mount: strings.Trim(k.MountPath, "/"), AliasByName: k.AliasNameSource == AliasServiceAccountName,
+			PassUnidentified: k.Unidentified == UnidentifiedPass}
 	case c.IdentityToken.HasValue():
 		j := c.IdentityToken.Get()
 		s.JWT = &server.JWTSettings{Issuers: j.Issuers, Audience: j.Audience, Leeway: j.Leeway,

@@ -60,6 +60,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, "serviceAccount", pods.AuthType, "default: the pod's own service account")
 	assert.Equal(t, "kubernetes", pods.MountPath)
 	assert.Equal(t, AliasServiceAccountName, pods.AliasNameSource)
+	assert.Equal(t, UnidentifiedReject, pods.Unidentified, "default: fail closed")
 	assert.False(t, cfg.Server.Get().IdentityToken.HasValue())
 
 	cfg = loadConfig(t, "bearer")
@@ -130,6 +131,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"refresh below refetch", server, func(c *Config) { c.Server.Get().IdentityToken.Get().JWKSRefreshInterval = time.Second }, "server: identity_token: jwks_refresh_interval:"},
 		{"pods without node", pods, func(c *Config) { c.Server.Get().KubernetesPods.Get().NodeName = "" }, "server: kubernetes_pods: node_name:"},
 		{"pods with unknown auth_type", pods, func(c *Config) { c.Server.Get().KubernetesPods.Get().AuthType = "x" }, "server: kubernetes_pods: auth_type:"},
+		{"pods with unknown unidentified", pods, func(c *Config) { c.Server.Get().KubernetesPods.Get().Unidentified = "stamp" }, "server: kubernetes_pods: unidentified:"},
 		{"pods with unknown alias source", pods, func(c *Config) { c.Server.Get().KubernetesPods.Get().AliasNameSource = "uid" }, "server: kubernetes_pods: alias_name_source:"},
 		{"pods and lookup", pods, func(c *Config) { c.Server.Get().TokenLookup.GetOrInsertDefault() }, "server: identity_token: set exactly one"},
 		{"pods with a token source", pods, func(c *Config) { c.Server.Get().Attributes = map[string]string{"vault.x": "token:policies"} }, "server: attributes:"},

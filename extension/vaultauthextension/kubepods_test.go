@@ -58,7 +58,7 @@ func newPodsEnv(t *testing.T, aliasSource string) *podsEnv {
 
 // agent starts a vaultauth instance in kubernetes_pods mode on node-a,
 // logged in with a token of the shipped pod-identity policy.
-func (e *podsEnv) agent(t *testing.T, aliasSource string) extensionauth.Server {
+func (e *podsEnv) agent(t *testing.T, aliasSource string, unidentified ...string) extensionauth.Server {
 	t.Helper()
 	hcl, err := os.ReadFile(filepath.Join("..", "..", "examples", "vault", "pod-identity.hcl"))
 	require.NoError(t, err)
@@ -69,6 +69,9 @@ func (e *podsEnv) agent(t *testing.T, aliasSource string) extensionauth.Server {
 	withToken(cfg, token)
 	pods := cfg.Server.GetOrInsertDefault().KubernetesPods.GetOrInsertDefault()
 	pods.NodeName, pods.AuthType, pods.AliasNameSource = "node-a", kube.AuthKubeConfig, aliasSource
+	if len(unidentified) > 0 {
+		pods.Unidentified = unidentified[0]
+	}
 	h := startExtension(t, cfg)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -86,6 +89,9 @@ func from(a extensionauth.Server, ip string) (*identity.Identity, error) {
 	ctx, err := a.Authenticate(ctx, map[string][]string{})
 	if err != nil {
 		return nil, err
+	}
+	if client.FromContext(ctx).Auth == nil {
+		return nil, nil // accepted without an identity (unidentified: pass)
 	}
 	id, _ := identity.FromAuth(client.FromContext(ctx).Auth, []string{identity.EntityID, identity.EntityName})
 	return id, nil
@@ -135,5 +141,31 @@ func TestKubernetesPodsIdentifySenders(t *testing.T) {
 			require.Eventually(t, func() bool { _, err := from(a, "127.0.0.2"); return err != nil }, eventually, poll,
 				"a deleted pod's address still names it")
 		})
+	}
+}
+
+// With unidentified: pass, what the agent cannot vouch for is accepted
+// without an identity (the gateway stamps the agent's own, as an agent
+// without this mode does), and what it can is still the pod's entity.
+func TestKubernetesPodsPassUnidentified(t *testing.T) {
+	e := newPodsEnv(t, AliasServiceAccountName)
+	e.k.ServiceAccount(t, "apps", "no-entity")
+	for _, p := range []kubetest.PodSpec{
+		{Name: "payments-1", Node: "node-a", ServiceAccount: "payments", IP: "127.0.0.2"},
+		{Name: "host-agent", Node: "node-a", ServiceAccount: "payments", IP: "127.0.0.5", HostNetwork: true},
+		{Name: "stranger", Node: "node-a", ServiceAccount: "no-entity", IP: "127.0.0.6"},
+	} {
+		p.Namespace = "apps"
+		e.k.Pod(t, p)
+	}
+	a := e.agent(t, AliasServiceAccountName, UnidentifiedPass)
+	var id *identity.Identity
+	var err error
+	require.Eventually(t, func() bool { id, err = from(a, "127.0.0.2"); return err == nil && id != nil }, eventually, poll, "payments")
+	assert.Equal(t, e.entities["payments"], id.EntityID())
+	for _, ip := range []string{"127.0.0.5", "127.0.0.6", "127.0.0.9"} {
+		id, err := from(a, ip)
+		require.NoError(t, err, ip)
+		assert.Nil(t, id, "%s: an identity for a sender the agent cannot vouch for", ip)
 	}
 }

@@ -155,12 +155,7 @@ func (a *Authenticator) registerGauge() error {
 func (a *Authenticator) Authenticate(ctx context.Context, sources map[string][]string) (context.Context, error) {
 	credential, reason, temporary := a.credentialOf(ctx, sources)
 	if reason != "" {
-		if temporary {
-			a.refusals.unavailable(ctx, reason, "")
-			return ctx, ErrUnavailable
-		}
-		a.refusals.refused(ctx, reason, "")
-		return ctx, ErrUnauthenticated
+		return a.refuse(ctx, reason, "", temporary)
 	}
 	key := KeyOf(credential)
 	now := time.Now().UnixNano()
@@ -169,22 +164,33 @@ func (a *Authenticator) Authenticate(ctx context.Context, sources map[string][]s
 		return a.withAuth(ctx, v), nil
 	}
 	if _, ok := a.verdicts.refused.get(key, now); ok {
-		a.refusals.refused(ctx, ReasonCachedRefusal, "")
-		return ctx, ErrUnauthenticated
+		return a.refuse(ctx, ReasonCachedRefusal, "", false)
 	}
 	v, err := a.verifier.verify(ctx, credential, key, clientAddress(ctx))
 	if err != nil {
 		ve := verdictOf(err)
-		if ve.temporary {
-			a.refusals.unavailable(ctx, ve.reason, ve.detail)
-			return ctx, ErrUnavailable
-		}
-		a.refusals.refused(ctx, ve.reason, ve.detail)
-		return ctx, ErrUnauthenticated
+		return a.refuse(ctx, ve.reason, ve.detail, ve.temporary)
 	}
 	a.telemetry.Accepted(false)
 	a.emitAccepted(ctx, v)
 	return a.withAuth(ctx, v), nil
+}
+
+// refuse answers a request not accepted: Unavailable (the sender
+// retries) when the cause is passing, Unauthenticated otherwise; or, on a
+// node agent with unidentified: pass, accepted without an identity.
+func (a *Authenticator) refuse(ctx context.Context, reason, detail string, temporary bool) (context.Context, error) {
+	pass := a.s.Pods != nil && a.s.Pods.PassUnidentified && reason != ReasonPodsNotSynced
+	switch {
+	case pass && (!temporary || reason == kube.NoPod || reason == kube.Ambiguous):
+		a.refusals.unidentified(ctx, reason, detail)
+		return ctx, nil
+	case temporary:
+		a.refusals.unavailable(ctx, reason, detail)
+		return ctx, ErrUnavailable
+	}
+	a.refusals.refused(ctx, reason, detail)
+	return ctx, ErrUnauthenticated
 }
 
 // withAuth puts a verdict in a request's context: the identity in

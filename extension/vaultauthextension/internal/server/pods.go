@@ -27,6 +27,10 @@ type PodSettings struct {
 	// AliasByName: the mount's roles name aliases <namespace>/<name>
 	// (alias_name_source serviceaccount_name), not by the account's uid.
 	AliasByName bool
+	// PassUnidentified: a sender whose pod gives no identity (none found,
+	// host network, terminating, no Vault entity) is accepted without one,
+	// instead of refused: the gateway then stamps the agent's own.
+	PassUnidentified bool
 }
 
 // KindPod is the credential kind of an identity vouched for by pod

@@ -50,6 +50,16 @@ func (r *refusals) unavailable(ctx context.Context, reason, detail string) {
 	r.record(ctx, "unavailable", reason, detail)
 }
 
+// unidentified counts a request a node agent forwards without an identity
+// (kubernetes_pods unidentified: pass): its sender's pod has none to give.
+func (r *refusals) unidentified(ctx context.Context, reason, detail string) {
+	r.record(ctx, OutcomeUnidentified, reason, detail)
+}
+
+// OutcomeUnidentified: accepted without an identity (kubernetes_pods
+// unidentified: pass); the gateway stamps the agent's own.
+const OutcomeUnidentified = "unidentified"
+
 func (r *refusals) record(ctx context.Context, o, reason, detail string) {
 	l := r.get(o, reason)
 	l.add()
@@ -61,8 +71,11 @@ func (r *refusals) record(ctx context.Context, o, reason, detail string) {
 		return
 	}
 	msg := "refused a request"
-	if o == "unavailable" {
+	switch o {
+	case "unavailable":
 		msg = "could not verify a request; the sender was told to retry"
+	case OutcomeUnidentified:
+		msg = "forwarding a request without its sender's identity (unidentified: pass): the gateway stamps this agent's"
 	}
 	fields := []zap.Field{zap.String("reason", reason), zap.Int64("not_logged_since_last", l.suppressed.Swap(0))}
 	if detail != "" {
