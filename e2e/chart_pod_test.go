@@ -90,6 +90,9 @@ func runnable(t *testing.T, k *kubetest.Server, ns, kind, name string) *hostPod 
 	for _, e := range c["env"].([]any) {
 		ev := e.(map[string]any)
 		value, _ := ev["value"].(string)
+		if from, ok := ev["valueFrom"].(map[string]any); ok {
+			value = downward(t, from)
+		}
 		p.env[ev["name"].(string)] = p.rebase(value, mounts)
 	}
 	for _, a := range c["args"].([]any) {
@@ -101,6 +104,19 @@ func runnable(t *testing.T, k *kubetest.Server, ns, kind, name string) *hostPod 
 		}
 	}
 	return p
+}
+
+// node is the node the test schedules the chart's pods on.
+const node = "node-a"
+
+// downward resolves the downward API fields the chart uses.
+func downward(t *testing.T, from map[string]any) string {
+	t.Helper()
+	if ref, ok := from["fieldRef"].(map[string]any); ok && ref["fieldPath"] == "spec.nodeName" {
+		return node
+	}
+	t.Fatalf("env valueFrom %v is not modelled here", from)
+	return ""
 }
 
 // rebase moves every mounted absolute path in s under the root.

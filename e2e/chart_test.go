@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/kubetest"
@@ -39,7 +40,7 @@ func TestChartRunsFromTheAPIServer(t *testing.T) {
 	testbed.TokenWriter(t, v)("ls-token-v1")
 	sink := testbed.StartSink(t)
 	standIn := testbed.StartStandIn(t, sink, "ls-token-v1")
-	kubernetesAuth(t, k, v, ns, agentSA, gatewaySA)
+	agentsEntity := kubernetesAuth(t, k, v, ns, agentSA, gatewaySA)
 
 	k.Namespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
 	gatewayGRPC := testbed.FreeAddr(t)
@@ -57,29 +58,71 @@ func TestChartRunsFromTheAPIServer(t *testing.T) {
 	env["OTLP_GRPC_ENDPOINT"] = gatewayGRPC
 	gateway := testbed.StartCollector(t, "gateway", gw.configs[0], env, append(gw.configs[1:], gw.kubeletToken(t))...)
 	ag := runnable(t, k, ns, "DaemonSet", agentSA)
-	agent := testbed.StartCollector(t, "agent", ag.configs[0], onLoopback(ag.env), append(ag.configs[1:], ag.kubeletToken(t))...)
+	// The pod watch: in a pod, client-go reads the mounted token and the
+	// KUBERNETES_SERVICE_* environment; here a kubeconfig with that token.
+	env = onLoopback(ag.env)
+	env["KUBE_AUTH_TYPE"] = "kubeConfig"
+	env["KUBECONFIG"] = k.Kubeconfig(t, readFile(t, ag.path(saTokenDir+"/token")))
+	agent := testbed.StartCollector(t, "agent", ag.configs[0], env, append(ag.configs[1:], ag.kubeletToken(t))...)
 
-	sender := testbed.NewSender(t, "payments", 0, agent.OTLPGRPC)
+	// A workload pod on the agent's node, whose service account has its
+	// Vault entity (from its own login), and a process that is no pod.
+	k.Namespace(t, "shop", nil)
+	k.ServiceAccount(t, "shop", "payments")
+	sec, err := v.ClientWithToken(t, "").Logical().Write("auth/kubernetes/login", map[string]any{
+		"role": "shop", "jwt": k.Token(t, "shop", "payments", kubetest.TokenOptions{})})
+	require.NoError(t, err)
+	k.Pod(t, kubetest.PodSpec{Namespace: "shop", Name: "payments-1", Node: node, ServiceAccount: "payments", IP: "127.0.0.2"})
+	workload := newPodSender(t, "127.0.0.2", agent.OTLPGRPC, 1)
+	var ids []pcommon.SpanID
 	for range 10 {
-		require.True(t, sender.Send(5), "the agent refused spans")
+		var id pcommon.SpanID
+		require.Eventually(t, func() bool { id, err = workload.send("ent-FORGED"); return err == nil }, eventually, poll,
+			"the agent refused the workload's spans: %v\n%s", err, agent.LogTail(20))
+		ids = append(ids, id)
 	}
-	require.Eventually(t, func() bool { return sink.Count() >= len(sender.Sent()) }, eventually, poll,
-		"spans lost: %d sent, %d arrived\nagent:\n%s\ngateway:\n%s", len(sender.Sent()), sink.Count(), agent.LogTail(20), gateway.LogTail(20))
-	for _, id := range sender.Sent() {
-		span, ok := sink.Span(id)
-		require.True(t, ok)
-		assert.Equal(t, []string{"otel-agents"}, span.Resource.Values("vault.entity.name"))
-		hmacs := span.Resource.Values("vault.credential.hmac")
-		require.Len(t, hmacs, 1)
-		assert.NotEqual(t, testbed.ForgedHMAC, hmacs[0], "the sender's forged join key survived")
+	process := testbed.NewSender(t, "node-process", 0, agent.OTLPGRPC)
+	for range 10 {
+		require.True(t, process.Send(5), "the agent refused spans")
 	}
-	t.Logf("%d spans sent to the agent, %d arrived at the stand-in, each stamped with the agents' entity", len(sender.Sent()), sink.Count())
+
+	require.Eventually(t, func() bool { return sink.Count() >= len(process.Sent())+len(ids) }, eventually, poll,
+		"spans lost: %d sent, %d arrived\nagent:\n%s\ngateway:\n%s", len(process.Sent())+len(ids), sink.Count(), agent.LogTail(20), gateway.LogTail(20))
+	check := func(ids []pcommon.SpanID, entity, voucher string) {
+		for _, id := range ids {
+			span, ok := sink.Span(id)
+			require.True(t, ok)
+			assert.Equal(t, []string{entity}, span.Resource.Values("vault.entity.id"))
+			assert.Equal(t, nonEmpty(voucher), span.Resource.Values("vault.vouched_by.entity.name"))
+			hmacs := span.Resource.Values("vault.credential.hmac")
+			require.Len(t, hmacs, 1)
+			assert.NotEqual(t, testbed.ForgedHMAC, hmacs[0], "the sender's forged join key survived")
+		}
+	}
+	check(ids, sec.Auth.EntityID, "otel-agents")
+	check(process.Sent(), agentsEntity, "")
+	t.Logf("%d spans arrived at the stand-in: %d of a workload pod stamped with its own service account's entity, vouched by the agents; "+
+		"%d of a process that is no pod (unidentified: pass) with the agents' entity", sink.Count(), len(ids), len(process.Sent()))
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
 }
 
 // kubernetesAuth sets up Vault's Kubernetes auth as docs/kubernetes.md
 // does: a reviewer service account's token, one role per component bound
 // to its service account, and the agents' entity named by its alias.
-func kubernetesAuth(t *testing.T, k *kubetest.Server, v *vaulttest.Server, ns, agentSA, gatewaySA string) {
+func kubernetesAuth(t *testing.T, k *kubetest.Server, v *vaulttest.Server, ns, agentSA, gatewaySA string) (agentsEntity string) {
 	t.Helper()
 	k.Namespace(t, "vault", nil)
 	k.ServiceAccount(t, "vault", "vault-reviewer")
@@ -90,7 +133,7 @@ func kubernetesAuth(t *testing.T, k *kubetest.Server, v *vaulttest.Server, ns, a
 		"token_reviewer_jwt": k.Token(t, "vault", "vault-reviewer", kubetest.TokenOptions{}),
 	})
 	for role, binding := range map[string][2]string{
-		"otel-agent":   {agentSA, "otel-identity"},
+		"otel-agent":   {agentSA, "otel-identity,pod-identity"},
 		"otel-gateway": {gatewaySA, "lightstep-reader,audit-hash"},
 	} {
 		v.Write(t, "auth/kubernetes/role/"+role, map[string]any{
@@ -101,6 +144,10 @@ func kubernetesAuth(t *testing.T, k *kubetest.Server, v *vaulttest.Server, ns, a
 	id := v.Write(t, "identity/entity", map[string]any{"name": "otel-agents", "metadata": map[string]any{"team": "platform"}}).Data["id"]
 	accessor := v.Read(t, "sys/auth").Data["kubernetes/"].(map[string]any)["accessor"]
 	v.Write(t, "identity/entity-alias", map[string]any{"name": ns + "/" + agentSA, "canonical_id": id, "mount_accessor": accessor})
+	// The workloads' role (docs/kubernetes.md: their own logins make their entities).
+	v.Write(t, "auth/kubernetes/role/shop", map[string]any{"bound_service_account_names": "*", "bound_service_account_namespaces": "shop",
+		"token_policies": "default", "token_ttl": "5m"})
+	return id.(string)
 }
 
 // onLoopback is a pod's environment for a host process: the listeners

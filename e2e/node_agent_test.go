@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -98,10 +97,9 @@ func TestOneIdentityPerWorkloadBehindTheNodeAgent(t *testing.T) {
 	}
 
 	// The agent: its entity otel-agents, allowed to look up pods' entities
-	// (pod-identity.hcl) and to watch pods (a ClusterRole, as the chart's).
-	hcl, err := os.ReadFile(testbed.Example("vault/pod-identity.hcl"))
-	require.NoError(t, err)
-	v.PutPolicy(t, "pod-identity", string(hcl))
+	// (pod-identity.hcl, applied with setup.yaml) and to watch pods (a
+	// ClusterRole, as the chart's).
+	var err error
 	agentIdentity := testbed.NewWorkload(t, v, "otel-agents")
 	v.Write(t, "auth/approle/role/otel-agents", map[string]any{"token_policies": []string{"otel-identity", "pod-identity"}})
 	k.ClusterRole(t, "pod-reader", kubetest.Object{"apiGroups": []string{""}, "resources": []string{"pods", "serviceaccounts"}, "verbs": []string{"get", "list", "watch"}})

@@ -28,7 +28,8 @@ var restricted = map[string]string{
 // the control, is refused). Then the API server's own authorizer says
 // what each of the chart's service accounts may do: exactly what its mode
 // needs (TokenReviews and SubjectAccessReviews when Vault reviews logins
-// with the client's JWT, nothing otherwise), no secret, no pod, no token.
+// with the client's JWT; reading pods, and service accounts with uid
+// aliases, for the agents' workload identity), no secret, no token.
 func TestChartInstalledIntoTheAPIServer(t *testing.T) {
 	k := kubetest.Start(t)
 	helm := helmBin(t)
@@ -100,10 +101,14 @@ func checkAccess(t *testing.T, k *kubetest.Server, ns string, e expect) {
 			{Verb: "watch", Resource: "pods", Namespace: ns},
 			{Verb: "create", Resource: "pods", Namespace: ns},
 			{Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: ns, Name: e.gatewaySA},
+			{Verb: "get", Resource: "serviceaccounts", Namespace: "default", Name: "default"},
 			{Verb: "get", Resource: "nodes"},
 			{Verb: "list", Resource: "namespaces"},
 		} {
 			want := delegated[sa] && (a.Resource == "tokenreviews" || a.Resource == "subjectaccessreviews")
+			if sa == e.agentSA && e.workloadIdentity { // the pod watch
+				want = want || (a.Resource == "pods" && a.Verb != "create") || (a.Resource == "serviceaccounts" && a.Subresource == "" && e.aliasByUID)
+			}
 			if got := k.Can(t, ns, sa, a); got != want {
 				t.Errorf("%s may %s: %v, want %v", sa, a, got, want)
 			}

@@ -245,6 +245,7 @@ func checkMergedConfig(t *testing.T, e expect, w workload, c corev1.Container, c
 		if e.agentExtraConfig {
 			want("agent.config batch timeout", get(cfg, "processors", "batch", "timeout"), "1s")
 		}
+		checkWorkloadIdentity(t, e, cfg)
 		return
 	}
 
@@ -274,9 +275,46 @@ func checkMergedConfig(t *testing.T, e expect, w workload, c corev1.Container, c
 			}
 		}
 	}
+	if got := fmt.Sprint(get(cfg, "processors", "vaultidentity", "vouchers")); got != strings.ReplaceAll(e.vouchers, `"`, "") {
+		t.Errorf("gateway vaultidentity vouchers %s, want %s", got, e.vouchers)
+	}
 	if e.gwExtraConfig {
 		want("gateway.config memory_limiter limit_percentage", get(cfg, "processors", "memory_limiter", "limit_percentage"), "70")
 		want("gateway.config queue compaction directory", get(cfg, "extensions", "file_storage/queue", "compaction", "directory"), e.queueDir)
+	}
+}
+
+// checkWorkloadIdentity: with agent.workloadIdentity the agent's
+// receivers identify senders by their pods (vaultauth/workloads, logged in
+// as vaultauth/self is) and vaultidentity stamps each request's identity;
+// without it, the agent's own.
+func checkWorkloadIdentity(t *testing.T, e expect, cfg map[string]any) {
+	t.Helper()
+	vi := get(cfg, "processors", "vaultidentity")
+	if !e.workloadIdentity {
+		if str(get(vi, "from")) != "extension" || get(cfg, "extensions", "vaultauth/workloads") != nil {
+			t.Errorf("workload identity off, but vaultidentity from %q, vaultauth/workloads %v", str(get(vi, "from")), get(cfg, "extensions", "vaultauth/workloads"))
+		}
+		return
+	}
+	w := get(cfg, "extensions", "vaultauth/workloads")
+	for what, pair := range map[string][2]any{
+		"vaultauth/workloads auth.method":   {get(w, "auth", "method"), e.agentAuth},
+		"vaultauth/workloads auth.role":     {get(w, "auth", "role"), e.agentRole},
+		"kubernetes_pods.node_name":         {get(w, "server", "kubernetes_pods", "node_name"), "placeholder-field-spec.nodeName"},
+		"kubernetes_pods.alias_name_source": {get(w, "server", "kubernetes_pods", "alias_name_source"), e.aliasNameSource},
+		"kubernetes_pods.unidentified":      {get(w, "server", "kubernetes_pods", "unidentified"), e.unidentified},
+		"vaultidentity from":                {get(vi, "from"), "auth"},
+		"vaultidentity on_missing":          {get(vi, "on_missing"), map[string]string{"pass": "pass", "reject": "reject"}[e.unidentified]},
+		"otlp grpc receiver authenticator":  {get(cfg, "receivers", "otlp", "protocols", "grpc", "auth", "authenticator"), "vaultauth/workloads"},
+		"otlp http receiver authenticator":  {get(cfg, "receivers", "otlp", "protocols", "http", "auth", "authenticator"), "vaultauth/workloads"},
+	} {
+		if str(pair[0]) != str(pair[1]) {
+			t.Errorf("%s: %q, want %q", what, str(pair[0]), str(pair[1]))
+		}
+	}
+	if !strings.Contains(fmt.Sprint(get(cfg, "service", "extensions")), "vaultauth/workloads") {
+		t.Errorf("service.extensions %v lacks vaultauth/workloads", get(cfg, "service", "extensions"))
 	}
 }
 

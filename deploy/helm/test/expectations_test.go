@@ -27,6 +27,12 @@ type expect struct {
 
 	// delegated are the service accounts bound to system:auth-delegator.
 	delegated []string
+	// workloadIdentity: the agents watch their node's pods (a ClusterRole)
+	// and stamp each workload's entity; aliasByUID: they also get service
+	// accounts; vouchers: what the gateway's VOUCHERS says.
+	workloadIdentity, aliasByUID bool
+	aliasNameSource, unidentified  string
+	vouchers                       string
 	// NetworkPolicy peers, as peers() writes them.
 	metricsFrom, gatewayOtlpFrom, agentOtlpFrom []string
 	agentSA                                     string
@@ -53,6 +59,7 @@ var expectations = map[string]expect{
 		createdSAs: []string{"rel-vaultlightstep-agent", "rel-vaultlightstep-gateway"},
 		podScrape:  true, agentPolicy: corev1.ServiceInternalTrafficPolicyLocal,
 		metricsFrom: monitoringNS, agentOtlpFrom: everyPod,
+		workloadIdentity: true, aliasByUID: true, aliasNameSource: "serviceaccount_uid", unidentified: "pass", vouchers: `["otel-agents"]`,
 	},
 	"kubernetes-tls": {
 		fullname:  "otel",
@@ -68,6 +75,7 @@ var expectations = map[string]expect{
 		podScrape:       true, agentPolicy: corev1.ServiceInternalTrafficPolicyLocal, hostPort: true,
 		metricsFrom:     []string{"ns{kubernetes.io/metadata.name=observability-system} pod{app.kubernetes.io/name=prometheus}"},
 		gatewayOtlpFrom: []string{"ns{otel-sidecars=true}"}, agentOtlpFrom: everyPod,
+		workloadIdentity: true, aliasByUID: true, aliasNameSource: "serviceaccount_uid", unidentified: "pass", vouchers: `["otel-agents"]`,
 	},
 	"approle-mesh": {
 		fullname:  "rel-vaultlightstep",
@@ -82,6 +90,7 @@ var expectations = map[string]expect{
 		serviceScrape:   true, agentPolicy: corev1.ServiceInternalTrafficPolicyCluster,
 		agentExtraConfig: true, gwExtraConfig: true,
 		metricsFrom: monitoringNS, agentOtlpFrom: everyPod,
+		workloadIdentity: true, aliasNameSource: "serviceaccount_name", unidentified: "reject", vouchers: `["otel-agents"]`,
 	},
 	"vault-agent": {
 		fullname:  "rel-vaultlightstep",
@@ -94,6 +103,7 @@ var expectations = map[string]expect{
 		createdSAs: []string{"rel-vaultlightstep-agent"},
 		podScrape:  true, agentPolicy: corev1.ServiceInternalTrafficPolicyLocal,
 		metricsFrom: monitoringNS, agentOtlpFrom: everyPod,
+		vouchers: "[]",
 	},
 }
 

@@ -3,6 +3,7 @@ package helmtest
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -288,6 +290,9 @@ func checkWorkload(t *testing.T, r *rendered, e expect, w workload) {
 	// user's config when given; every --config file is in the ConfigMap.
 	files := configFiles(t, r, w)
 	want := []string{"base.yaml", "overlay.yaml"}
+	if w.component == "agent" && e.workloadIdentity {
+		want = []string{"base.yaml", "node-agent.yaml", "overlay.yaml"}
+	}
 	if (w.component == "agent" && e.agentExtraConfig) || (w.component == "gateway" && e.gwExtraConfig) {
 		want = append(want, "extra.yaml")
 	}
@@ -318,9 +323,11 @@ func checkWorkload(t *testing.T, r *rendered, e expect, w workload) {
 	if w.component == "gateway" {
 		auth = e.gatewayAuth
 	}
-	wantAutomount := auth != "approle"
+	// The token logs in (method kubernetes, or a Vault Agent's), or
+	// watches the node's pods (the agents' workload identity).
+	wantAutomount := auth != "approle" || (w.component == "agent" && e.workloadIdentity)
 	if w.pod.AutomountServiceAccountToken == nil || *w.pod.AutomountServiceAccountToken != wantAutomount {
-		t.Errorf("%s: automountServiceAccountToken %v, want %v with method %s", where, w.pod.AutomountServiceAccountToken, wantAutomount, auth)
+		t.Errorf("%s: automountServiceAccountToken %v, want %v with method %s", where, pointerString(w.pod.AutomountServiceAccountToken), wantAutomount, auth)
 	}
 	if auth == "approle" {
 		for _, env := range []string{"VAULT_ROLE_ID_FILE", "VAULT_SECRET_ID_FILE"} {
@@ -575,33 +582,104 @@ func checkServiceAccounts(t *testing.T, r *rendered, e expect) {
 			t.Errorf("ServiceAccount %s in namespace %q", sa.Name, sa.Namespace)
 		}
 	}
+	delegations := map[string]*rbacv1.ClusterRoleBinding{}
+	for name, crb := range r.crbs {
+		if crb.RoleRef.Name == "system:auth-delegator" {
+			delegations[name] = crb
+		}
+	}
+	checkPodReader(t, r, e)
 	if len(e.delegated) == 0 {
-		if len(r.crbs) != 0 {
-			t.Errorf("no service account needs system:auth-delegator here, but ClusterRoleBindings %v", sortedKeys(r.crbs))
+		if len(delegations) != 0 {
+			t.Errorf("no service account needs system:auth-delegator here, but ClusterRoleBindings %v", sortedKeys(delegations))
 		}
 		return
 	}
-	if len(r.crbs) != 1 {
-		t.Fatalf("want one ClusterRoleBinding, got %v", sortedKeys(r.crbs))
+	if len(delegations) != 1 {
+		t.Fatalf("want one ClusterRoleBinding to system:auth-delegator, got %v", sortedKeys(delegations))
 	}
-	for _, crb := range r.crbs {
-		if crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != "system:auth-delegator" || crb.RoleRef.APIGroup != "rbac.authorization.k8s.io" {
+	for _, crb := range delegations {
+		if crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.APIGroup != "rbac.authorization.k8s.io" {
 			t.Errorf("ClusterRoleBinding %s binds %+v, want ClusterRole system:auth-delegator", crb.Name, crb.RoleRef)
 		}
-		var subjects []string
-		for _, s := range crb.Subjects {
-			if s.Kind != "ServiceAccount" || s.Namespace != namespace {
-				t.Errorf("ClusterRoleBinding %s: subject %+v", crb.Name, s)
-			}
-			subjects = append(subjects, s.Name)
-		}
-		want := slices.Clone(e.delegated)
-		slices.Sort(subjects)
-		slices.Sort(want)
-		if !slices.Equal(subjects, want) {
-			t.Errorf("ClusterRoleBinding %s subjects %v, want exactly %v", crb.Name, subjects, want)
+		if got, want := subjects(t, crb), sorted(e.delegated); !slices.Equal(got, want) {
+			t.Errorf("ClusterRoleBinding %s subjects %v, want exactly %v", crb.Name, got, want)
 		}
 	}
+}
+
+// checkPodReader: with agent.workloadIdentity, one ClusterRole lets the
+// agents get, list and watch pods (and get service accounts when aliases
+// are their uids), nothing else, bound to the agents' account alone;
+// without it, no ClusterRole at all.
+func checkPodReader(t *testing.T, r *rendered, e expect) {
+	t.Helper()
+	if !e.workloadIdentity {
+		if len(r.clusterRoles) != 0 {
+			t.Errorf("ClusterRoles %v without agent.workloadIdentity", sortedKeys(r.clusterRoles))
+		}
+		return
+	}
+	if len(r.clusterRoles) != 1 {
+		t.Fatalf("want one ClusterRole (the agents' pod watch), got %v", sortedKeys(r.clusterRoles))
+	}
+	for _, role := range r.clusterRoles {
+		var got []string
+		for _, rule := range role.Rules {
+			for _, g := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					for _, v := range rule.Verbs {
+						got = append(got, g+"/"+res+":"+v)
+					}
+				}
+			}
+			if len(rule.ResourceNames) != 0 || len(rule.NonResourceURLs) != 0 {
+				t.Errorf("ClusterRole %s: rule %+v", role.Name, rule)
+			}
+		}
+		want := []string{"/pods:get", "/pods:list", "/pods:watch"}
+		if e.aliasByUID {
+			want = append(want, "/serviceaccounts:get")
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("ClusterRole %s allows %v, want exactly %v", role.Name, got, want)
+		}
+		bound := 0
+		for _, crb := range r.crbs {
+			if crb.RoleRef.Name != role.Name {
+				continue
+			}
+			bound++
+			if got := subjects(t, crb); !slices.Equal(got, []string{e.agentSA}) {
+				t.Errorf("ClusterRoleBinding %s binds %s to %v, want only the agents' %s", crb.Name, role.Name, got, e.agentSA)
+			}
+		}
+		if bound != 1 {
+			t.Errorf("ClusterRole %s bound %d times, want once", role.Name, bound)
+		}
+	}
+}
+
+// subjects are a binding's service accounts (all in the release's
+// namespace), sorted.
+func subjects(t *testing.T, crb *rbacv1.ClusterRoleBinding) []string {
+	t.Helper()
+	var out []string
+	for _, s := range crb.Subjects {
+		if s.Kind != "ServiceAccount" || s.Namespace != namespace {
+			t.Errorf("ClusterRoleBinding %s: subject %+v", crb.Name, s)
+		}
+		out = append(out, s.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
 }
 
 // checkTLSSecret: a generated gateway certificate is a kubernetes.io/tls
@@ -661,4 +739,11 @@ func checkGeneratedCert(t *testing.T, s *corev1.Secret, names ...string) {
 	if block, _ := pem.Decode(s.Data["tls.key"]); block == nil || !strings.Contains(block.Type, "PRIVATE KEY") {
 		t.Errorf("Secret %s: tls.key is not a PEM private key", s.Name)
 	}
+}
+
+func pointerString(b *bool) string {
+	if b == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*b)
 }

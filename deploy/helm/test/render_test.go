@@ -136,6 +136,7 @@ type rendered struct {
 	secrets         map[string]*corev1.Secret
 	serviceAccounts map[string]*corev1.ServiceAccount
 	crbs            map[string]*rbacv1.ClusterRoleBinding
+	clusterRoles    map[string]*rbacv1.ClusterRole
 	netpols         map[string]*networkingv1.NetworkPolicy
 }
 
@@ -188,6 +189,7 @@ func render(t *testing.T, set valueSet) *rendered {
 		secrets:         map[string]*corev1.Secret{},
 		serviceAccounts: map[string]*corev1.ServiceAccount{},
 		crbs:            map[string]*rbacv1.ClusterRoleBinding{},
+		clusterRoles:    map[string]*rbacv1.ClusterRole{},
 		netpols:         map[string]*networkingv1.NetworkPolicy{},
 	}
 	for i, doc := range docSeparator.Split(string(out), -1) {
@@ -214,6 +216,8 @@ func render(t *testing.T, set valueSet) *rendered {
 			r.serviceAccounts[o.Name] = o
 		case *rbacv1.ClusterRoleBinding:
 			r.crbs[o.Name] = o
+		case *rbacv1.ClusterRole:
+			r.clusterRoles[o.Name] = o
 		case *networkingv1.NetworkPolicy:
 			r.netpols[o.Name] = o
 		default:
@@ -227,7 +231,7 @@ func render(t *testing.T, set valueSet) *rendered {
 // TestExampleCopiesMatch: the chart ships the tested example configs, byte
 // for byte (Helm's .Files cannot read outside the chart, so they are copies).
 func TestExampleCopiesMatch(t *testing.T) {
-	for _, name := range []string{"agent.yaml", "gateway.yaml"} {
+	for _, name := range []string{"agent.yaml", "node-agent.yaml", "gateway.yaml"} {
 		example := filepath.Join("examples", name)
 		chartCopy := filepath.Join("deploy", "helm", "vaultlightstep", "files", name)
 		want, err := os.ReadFile(filepath.Join(repoRoot, example))

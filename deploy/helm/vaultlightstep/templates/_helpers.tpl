@@ -202,6 +202,9 @@ imagePullPolicy: {{ $v.image.pullPolicy }}
 command: [/otelcol-vaultlightstep]
 args:
   - --config=file:{{ include "vaultlightstep.confDir" .ctx }}/base.yaml
+{{- if .nodeAgent }}
+  - --config=file:{{ include "vaultlightstep.confDir" .ctx }}/node-agent.yaml
+{{- end }}
   - --config=file:{{ include "vaultlightstep.confDir" .ctx }}/overlay.yaml
 {{- if .config }}
   - --config=file:{{ include "vaultlightstep.confDir" .ctx }}/extra.yaml
