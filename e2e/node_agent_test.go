@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/vaultlightstep/vaultlightstep/internal/kubetest"
 	"github.com/vaultlightstep/vaultlightstep/internal/testbed"
@@ -26,6 +27,9 @@ type podSender struct {
 	client ptraceotlp.GRPCClient
 	next   uint32
 	index  byte
+	// authorization, when set, is sent as a credential: a pod's agent
+	// must ignore it (the pod is who it is).
+	authorization string
 }
 
 func newPodSender(t *testing.T, podIP, agent string, index byte) *podSender {
@@ -53,6 +57,9 @@ func (s *podSender) send(forgedEntity string) (pcommon.SpanID, error) {
 	span.SetName("op")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if s.authorization != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.authorization)
+	}
 	_, err := s.client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td))
 	return id, err
 }
@@ -63,7 +70,8 @@ func (s *podSender) send(forgedEntity string) (pcommon.SpanID, error) {
 // stamps each request with the Vault entity of its pod's service account
 // (entities made by each account's own Kubernetes login); the gateway
 // keeps those stamps from the agents' entity only (VOUCHERS). Each
-// workload's spans arrive with its own entity, whatever it forged, and
+// workload's spans arrive with its own entity, whatever it forged (keys,
+// and another entity's valid identity token as a credential), and
 // the agents' entity as voucher; an address no pod of the node has is
 // refused.
 func TestOneIdentityPerWorkloadBehindTheNodeAgent(t *testing.T) {
@@ -122,6 +130,8 @@ func TestOneIdentityPerWorkloadBehindTheNodeAgent(t *testing.T) {
 	sent := map[string][]pcommon.SpanID{}
 	for i, sa := range []string{"payments", "checkout"} {
 		s := newPodSender(t, "127.0.0."+string(rune('2'+i)), agent.OTLPGRPC, byte(i+1))
+		// A valid Vault identity token, of the agents' entity: ignored.
+		s.authorization = agentIdentity.IdentityToken(t, v)
 		other := entities[map[string]string{"payments": "checkout", "checkout": "payments"}[sa]]
 		for range 20 {
 			var id pcommon.SpanID

@@ -2,7 +2,11 @@ package vaultauthextension
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"slices"
+	"time"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,6 +31,8 @@ type podsEnv struct {
 	k        *kubetest.Server
 	v        *vaulttest.Server
 	entities map[string]string // service account -> entity id
+	// vaultAddr is where the agent reaches Vault (default: the server).
+	vaultAddr string
 }
 
 func newPodsEnv(t *testing.T, aliasSource string) *podsEnv {
@@ -66,6 +72,9 @@ func (e *podsEnv) agent(t *testing.T, aliasSource string, unidentified ...string
 	token := e.v.Write(t, "auth/token/create", map[string]any{"policies": []string{"pod-identity"}, "ttl": "1h", "no_parent": true}).Auth.ClientToken
 	cfg := createDefaultConfig()
 	cfg.Vault.Address = e.v.Addr
+	if e.vaultAddr != "" {
+		cfg.Vault.Address = e.vaultAddr
+	}
 	withToken(cfg, token)
 	pods := cfg.Server.GetOrInsertDefault().KubernetesPods.GetOrInsertDefault()
 	pods.NodeName, pods.AuthType, pods.AliasNameSource = "node-a", kube.AuthKubeConfig, aliasSource
@@ -168,4 +177,59 @@ func TestKubernetesPodsPassUnidentified(t *testing.T) {
 		require.NoError(t, err, ip)
 		assert.Nil(t, id, "%s: an identity for a sender the agent cannot vouch for", ip)
 	}
+}
+
+// A pod deleted and its address given to another pod (of another service
+// account) yields the new pod's identity, never the old one's once the new
+// one has been seen; how long the agent takes is the watch's latency,
+// measured. The agent's Vault lookups are one per service account.
+func TestKubernetesPodsAddressReuse(t *testing.T) {
+	e := newPodsEnv(t, AliasServiceAccountName)
+	proxy := vaulttest.NewCountingProxy(t, e.v)
+	e.vaultAddr = proxy.Addr // the agent reaches Vault through the proxy
+	e.k.Pod(t, kubetest.PodSpec{Namespace: "apps", Name: "payments-1", Node: "node-a", ServiceAccount: "payments", IP: "127.0.0.2"})
+	a := e.agent(t, AliasServiceAccountName)
+	var id *identity.Identity
+	var err error
+	require.Eventually(t, func() bool { id, err = from(a, "127.0.0.2"); return err == nil }, eventually, poll)
+	require.Equal(t, e.entities["payments"], id.EntityID())
+
+	const rounds = 5
+	var latencies []time.Duration
+	old, next := "payments", "checkout"
+	for i := range rounds {
+		// The pod is deleted: terminating (never vouched for) until the
+		// kubelet, once its containers are gone, deletes it for good; then
+		// its address goes to a new pod.
+		oldPod := "/api/v1/namespaces/apps/pods/" + old + "-" + fmt.Sprint(i+1)
+		e.k.Delete(t, oldPod)
+		require.Eventually(t, func() bool { _, err := from(a, "127.0.0.2"); return errors.Is(err, server.ErrUnauthenticated) }, eventually, poll,
+			"round %d: a terminating pod still vouched for", i)
+		e.k.DeleteNow(t, oldPod)
+		e.k.Pod(t, kubetest.PodSpec{Namespace: "apps", Name: next + "-" + fmt.Sprint(i+2), Node: "node-a", ServiceAccount: next, IP: "127.0.0.2"})
+		reassigned := time.Now()
+		seenNew := false
+		for time.Since(reassigned) < eventually {
+			id, err := from(a, "127.0.0.2")
+			switch {
+			case err == nil && id.EntityID() == e.entities[next]:
+				if !seenNew {
+					latencies = append(latencies, time.Since(reassigned))
+				}
+				seenNew = true
+			case err == nil && id.EntityID() == e.entities[old]:
+				require.False(t, seenNew, "round %d: the old pod's identity after the new pod's was seen", i)
+			}
+			if seenNew && time.Since(reassigned) > 200*time.Millisecond {
+				break
+			}
+			time.Sleep(time.Millisecond) // a request every millisecond
+		}
+		require.True(t, seenNew, "round %d: the new pod's identity never came", i)
+		old, next = next, old
+	}
+	slices.Sort(latencies)
+	t.Logf("address reused %d times: the new pod's identity after %v (median %v, max %v); Vault entity lookups: %d for 2 service accounts",
+		rounds, latencies, latencies[len(latencies)/2], latencies[len(latencies)-1], proxy.Count("identity/lookup/entity"))
+	assert.LessOrEqual(t, proxy.Count("identity/lookup/entity"), 2, "one lookup per service account per cache_ttl")
 }

@@ -137,6 +137,16 @@ func (s *Server) Delete(t vaulttest.T, path string) {
 	}
 }
 
+// DeleteNow deletes the object at path with no grace period, as the
+// kubelet finishes a pod's deletion once its containers are gone (a
+// graceful delete only marks a pod terminating, and no kubelet runs here).
+func (s *Server) DeleteNow(t vaulttest.T, path string) {
+	t.Helper()
+	if code, out := s.Do(t, http.MethodDelete, path, Object{"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}); code != http.StatusOK {
+		t.Fatalf("DELETE %s: %d %v", path, code, out["message"])
+	}
+}
+
 // Namespace creates a namespace with labels.
 func (s *Server) Namespace(t vaulttest.T, name string, labels map[string]string) {
 	t.Helper()
