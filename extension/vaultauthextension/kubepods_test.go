@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
-	"time"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
