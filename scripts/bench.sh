@@ -10,11 +10,13 @@ count=${BENCH_COUNT:-5}
 benchstat=${BENCHSTAT:?}
 
 echo "==> side by side with contrib (bench/), -count $count"
-(cd bench && go test -run '^$' -bench '^Benchmark([^S]|S[^t]|Stamp$)' -benchmem -count "$count" -timeout 30m ./...) | tee "$out/side-by-side.txt" | grep -E '^Benchmark' || true
+(cd bench && go test -run '^$' -bench '^Benchmark([^SN]|S[^t]|Stamp$)' -benchmem -count "$count" -timeout 30m ./...) | tee "$out/side-by-side.txt" | grep -E '^Benchmark' || true
 echo "==> the audit join key: stamping with and without vault.credential.hmac (bench/), -count $count"
 (cd bench && go test -run '^$' -bench 'StampCredentialHMAC' -benchmem -count "$count" ./...) | tee "$out/audit.txt" | grep -E '^Benchmark' || true
 echo "==> the receiver guard beside a bare receiver's read and decode (extension/vaultauthextension/internal/guard), -count $count"
 go test -run '^$' -bench 'GuardRequest|JSONDepthScan' -benchmem -count "$count" ./extension/vaultauthextension/internal/guard/ | tee -a "$out/side-by-side.txt" | grep -E '^Benchmark' || true
+echo "==> the node agent per request of 100 spans: today's path (its own identity) beside per-workload identity (bench/), -count $count"
+(cd bench && go test -run '^$' -bench 'NodeAgentRequest' -benchmem -count "$count" ./...) | tee "$out/nodeagent.txt" | grep -E '^Benchmark' || true
 echo "==> ours in parallel while the value rotates every millisecond (extension/vaultauthextension)"
 go test -run '^$' -bench 'Parallel' -benchmem -count "$count" ./extension/vaultauthextension/... | tee "$out/rotation-parallel.txt" | grep -E '^Benchmark' || true
 
@@ -54,4 +56,4 @@ echo "==> tenant routing against the single-tenant path (per request of 100 span
 
 echo
 echo "==> Vault load (token_lookup), Vault calls at two rates, tenant footprint, end-to-end throughput and saturation"
-(cd bench && go test -count=1 -run 'TestVaultLoad|TestVaultCallsAtTwoRates|TestTenantFootprint|TestGatewayThroughput|TestGatewaySaturation' -v -timeout 40m ./...) | tee "$out/load.txt" | grep -E '_test.go|^(ok|FAIL|---)'
+(cd bench && go test -count=1 -run 'TestVaultLoad|TestVaultCallsAtTwoRates|TestNodeAgentVaultCalls|TestTenantFootprint|TestGatewayThroughput|TestGatewaySaturation' -v -timeout 40m ./...) | tee "$out/load.txt" | grep -E '_test.go|^(ok|FAIL|---)'

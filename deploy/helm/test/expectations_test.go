@@ -30,9 +30,9 @@ type expect struct {
 	// workloadIdentity: the agents watch their node's pods (a ClusterRole)
 	// and stamp each workload's entity; aliasByUID: they also get service
 	// accounts; vouchers: what the gateway's VOUCHERS says.
-	workloadIdentity, aliasByUID bool
-	aliasNameSource, unidentified  string
-	vouchers                       string
+	workloadIdentity, aliasByUID  bool
+	aliasNameSource, unidentified string
+	vouchers                      string
 	// NetworkPolicy peers, as peers() writes them.
 	metricsFrom, gatewayOtlpFrom, agentOtlpFrom []string
 	agentSA                                     string
