@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/collector/client"
 	"golang.org/x/sync/singleflight"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -39,7 +42,7 @@ const KindPod = "kubernetes_pod"
 
 // podIndex names the pod of an address (kube.PodIndex).
 type podIndex interface {
-	ByIP(ip string) (kube.Pod, string)
+	ByIP(ip netip.Addr) (*kube.Pod, string)
 	Synced() bool
 }
 
@@ -55,18 +58,34 @@ func (p *podSender) credential(ctx context.Context) (account, reason string, tem
 	if !p.index.Synced() {
 		return "", ReasonPodsNotSynced, true
 	}
-	ip := clientAddress(ctx)
-	if ip == "" {
+	ip, ok := clientIP(ctx)
+	if !ok {
 		return "", kube.NoPod, false
 	}
 	pod, why := p.index.ByIP(ip)
 	switch why {
 	case "":
-		return pod.Namespace + "/" + pod.ServiceAccount, "", false
+		return pod.Account, "", false
 	case kube.NoPod, kube.Ambiguous:
 		return "", why, true // a new pod's address is known moments after it starts
 	}
 	return "", why, false
+}
+
+// clientIP is the request's peer address, without allocating.
+func clientIP(ctx context.Context) (netip.Addr, bool) {
+	switch a := client.FromContext(ctx).Addr.(type) {
+	case *net.TCPAddr:
+		ip, ok := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), ok
+	case *net.IPAddr:
+		ip, ok := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), ok
+	case nil:
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(clientAddress(ctx))
+	return ip.Unmap(), err == nil
 }
 
 // ReasonPodsNotSynced: the pod watch has not listed the node's pods yet.
