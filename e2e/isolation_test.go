@@ -16,7 +16,7 @@ import (
 
 // Availability isolation (issue 19): nothing about one tenant (a missing,
 // empty or refused token, its project throttling or refusing, its queued
-// backlog) lowers another tenant's delivered rate by more than 10%, and
+// backlog, its data volume) lowers another tenant's delivered rate by more than 10%, and
 // the faulty tenant's data arrives in full once its fault ends. Each test
 // measures teams a and b in the same run, before the fault (the control)
 // and during it, while team c is the faulty one.
@@ -197,4 +197,124 @@ func TestIsolationProjectRefusesToken(t *testing.T) {
 	d.TeamWrite["team-c"]("ls-c-v2")
 	checked, dups := r.finish(t)
 	t.Logf("%d spans checked, 0 lost, 0 cross-tenant (team c's only in its project, sent with its own token), %d delivered twice", checked, dups)
+}
+
+// Team c sends ten times what teams a and b send together: through its
+// agents, or straight to the gateway with its workloads' identity tokens
+// (an agent that ignores backpressure, or anyone holding such a token);
+// with its project throttled to projectRate (its excess parked, then held
+// at its senders), or taking it all (the gateway's own capacity shared).
+// Teams a and b flow meanwhile, from the flood's first second; team c's
+// data lands in full, in its own project, once the flood ends.
+func TestIsolationDataVolume(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		direct, throttled bool
+	}{
+		{"through its agents, its project throttled", false, true},
+		{"straight to the gateway, its project throttled", true, true},
+		{"straight to the gateway, its project taking it all", true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := startIsolated(t, 3*time.Minute)
+			d := r.d
+			for _, team := range allTeams {
+				if c.throttled || team != "team-c" {
+					d.Projects.Throttle(team, projectRate)
+				}
+			}
+			flooders := floodersOf(t, d, "team-c", c.direct)
+			stopFlood := flood(t, flooders)
+			cBefore := d.Projects.CountIn("team-c")
+			windows := r.during(t, "team c flooding "+c.name, 10)
+			stopFlood()
+			cDuring := d.Projects.CountIn("team-c") - cBefore
+			for _, team := range allTeams {
+				d.Projects.Throttle(team, 0) // the backlog drains at once, to keep the test short
+			}
+			taken := 0
+			for _, s := range flooders {
+				taken += len(s.Sent())
+			}
+			t.Logf("teams a and b: lowest window %.1f%% of the control's median; team c: %d spans of its flood taken, %d of its spans landed during it",
+				100*float64(slices.Min(windows))/float64(median(r.control)), taken, cDuring)
+			checked, dups := r.finish(t)
+			if c.direct {
+				require.Eventually(t, func() bool { return allLanded(d, flooders) }, eventually, poll, "team c's flood never landed")
+				for _, s := range flooders {
+					for _, id := range s.Sent() {
+						require.Equal(t, []string{"team-c"}, d.Projects.Landed(id)[:1], "a flood span landed in another project")
+					}
+					checked += len(s.Sent())
+				}
+			}
+			t.Logf("%d spans checked, 0 lost, 0 cross-tenant, %d delivered twice", checked, dups)
+		})
+	}
+}
+
+// flood sends from each of senders floodStreams streams of a request of
+// floodBatch spans every floodEvery, for at most 45 s, until stopped.
+func flood(t *testing.T, senders []*testbed.Sender) (stop func()) {
+	var halt atomic.Bool
+	var wg sync.WaitGroup
+	end := time.Now().Add(45 * time.Second)
+	for _, s := range senders {
+		for range floodStreams {
+			wg.Go(func() {
+				tick := time.NewTicker(floodEvery)
+				defer tick.Stop()
+				for i := 0; i < 5000 && !halt.Load() && time.Now().Before(end); i++ {
+					s.Send(floodBatch)
+					<-tick.C
+				}
+			})
+		}
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { halt.Store(true); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// Team c's flood: floodStreams streams per workload, each a request of
+// floodBatch spans every floodEvery: 20,000 spans/s from its two
+// workloads, ten times teams a and b together, 6.7 times projectRate.
+const (
+	projectRate  = 3000
+	floodBatch   = 500
+	floodStreams = 2
+	floodEvery   = 100 * time.Millisecond
+)
+
+// floodersOf are the senders of team's flood: its workloads' own (through
+// their agents), or new ones sending straight to the gateway with each
+// workload's identity token.
+func floodersOf(t *testing.T, d *testbed.Deployment, team string, direct bool) []*testbed.Sender {
+	t.Helper()
+	var out []*testbed.Sender
+	for i, s := range d.Senders {
+		if d.TeamOf[i] != team {
+			continue
+		}
+		if !direct {
+			out = append(out, s)
+			continue
+		}
+		w := d.Workloads[i]
+		jwt := w.IdentityToken(t, d.Vault)
+		out = append(out, testbed.NewDirectSender(t, w.Name, 100+i, d.Gateway.OTLPGRPC, jwt))
+	}
+	return out
+}
+
+func allLanded(d *testbed.Deployment, senders []*testbed.Sender) bool {
+	for _, s := range senders {
+		for _, id := range s.Sent() {
+			if len(d.Projects.Landed(id)) == 0 {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -72,14 +72,31 @@ func withForged(m pcommon.Map) {
 // NewSender connects a workload's application to its agent's OTLP gRPC endpoint.
 func NewSender(t T, workload string, index int, agentGRPC string) *Sender {
 	t.Helper()
-	exp := pipelinetest.StartTracesExporter(t, pipelinetest.NewHost(nil), "otlp_grpc", map[string]any{
-		"endpoint":      agentGRPC,
+	return newSender(t, workload, index, agentGRPC, nil)
+}
+
+// NewDirectSender sends as workload straight to a gateway's OTLP gRPC
+// endpoint with identityToken, as an agent of the workload's would (or
+// anyone holding that token). index must differ from every other sender's.
+func NewDirectSender(t T, workload string, index int, gatewayGRPC, identityToken string) *Sender {
+	t.Helper()
+	return newSender(t, workload, index, gatewayGRPC, map[string]any{"authorization": "Bearer " + identityToken})
+}
+
+func newSender(t T, workload string, index int, endpoint string, headers map[string]any) *Sender {
+	t.Helper()
+	cfg := map[string]any{
+		"endpoint":      endpoint,
 		"tls":           map[string]any{"insecure": true},
 		"sending_queue": map[string]any{"enabled": false},
 		"retry_on_failure": map[string]any{
 			"enabled": true, "initial_interval": "50ms", "max_interval": "1s", "max_elapsed_time": "1m",
 		},
-	})
+	}
+	if headers != nil {
+		cfg["headers"] = headers
+	}
+	exp := pipelinetest.StartTracesExporter(t, pipelinetest.NewHost(nil), "otlp_grpc", cfg)
 	return &Sender{Workload: workload, exp: exp, index: uint32(index)}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -28,8 +30,9 @@ type Projects struct {
 	HTTPAddr string // http://host:port
 
 	mu       sync.Mutex
-	accepted map[string]string     // token -> project
-	failing  map[string]codes.Code // project -> what it answers every request meanwhile
+	accepted map[string]string        // token -> project
+	failing  map[string]codes.Code    // project -> what it answers every request meanwhile
+	limits   map[string]*rate.Limiter // project -> the spans per second it takes (Throttle)
 	spans    map[pcommon.SpanID][]landed
 	per      map[string]int // spans landed, per project
 }
@@ -42,7 +45,7 @@ type landed struct {
 // StartProjects starts the stand-in on a loopback port, no token accepted yet.
 func StartProjects(t T) *Projects {
 	t.Helper()
-	p := &Projects{accepted: map[string]string{}, failing: map[string]codes.Code{}, spans: map[pcommon.SpanID][]landed{}, per: map[string]int{}}
+	p := &Projects{accepted: map[string]string{}, failing: map[string]codes.Code{}, limits: map[string]*rate.Limiter{}, spans: map[pcommon.SpanID][]landed{}, per: map[string]int{}}
 	next, err := consumer.NewTraces(p.consume)
 	if err != nil {
 		t.Fatalf("projects: %v", err)
@@ -83,6 +86,19 @@ func (p *Projects) Heal(project string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.failing, project)
+}
+
+// Throttle makes project take at most spansPerSecond (with a burst of four
+// seconds' worth, more than one batch): a request over it is answered Unavailable, whole, as a
+// throttling backend does. 0 lifts the limit.
+func (p *Projects) Throttle(project string, spansPerSecond int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if spansPerSecond <= 0 {
+		delete(p.limits, project)
+		return
+	}
+	p.limits[project] = rate.NewLimiter(rate.Limit(spansPerSecond), 4*spansPerSecond)
 }
 
 // projectAuth is the stand-in's authenticator: the token names the project.
@@ -128,6 +144,9 @@ func (p *Projects) consume(ctx context.Context, td ptrace.Traces) error {
 	if code, failing := p.failing[string(project)]; failing {
 		// After the token check, as Lightstep answers: gRPC that code, HTTP its status (503 for Unavailable).
 		return status.Error(code, "project "+string(project)+" is not taking data now")
+	}
+	if lim := p.limits[string(project)]; lim != nil && !lim.AllowN(time.Now(), td.SpanCount()) {
+		return status.Error(codes.Unavailable, "project "+string(project)+" is over its rate")
 	}
 	for i := 0; i < td.ResourceSpans().Len(); i++ {
 		rs := td.ResourceSpans().At(i)
