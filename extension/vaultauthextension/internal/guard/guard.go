@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -168,25 +169,29 @@ func (g *Guard) readBody(r *http.Request) ([]byte, string) {
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/json") {
 		depth = &jsonDepth{max: g.cfg.MaxJSONDepth}
 	}
-	var buf bytes.Buffer
+	// Read straight into the body's buffer, sized from Content-Length when
+	// it is known (a hint: a decompressed body grows), with room for the
+	// read that finds the end; scanning each read.
+	size := int64(32 << 10)
 	if r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength, 1<<20))) // a hint, not a promise
+		size = min(r.ContentLength, 1<<20) + 512
 	}
-	chunk := make([]byte, 32<<10)
+	body := make([]byte, 0, size)
 	for {
-		n, err := r.Body.Read(chunk)
+		if len(body) == cap(body) {
+			body = slices.Grow(body, len(body))
+		}
+		n, err := r.Body.Read(body[len(body):cap(body)])
 		if n > 0 {
-			if depth != nil {
-				if depth.scan(chunk[:n]) != nil {
-					return nil, ReasonTooDeep
-				}
+			if depth != nil && depth.scan(body[len(body):len(body)+n]) != nil {
+				return nil, ReasonTooDeep
 			}
-			buf.Write(chunk[:n])
+			body = body[:len(body)+n]
 		}
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.Is(err, io.EOF):
-			return buf.Bytes(), ""
+			return body, ""
 		case errors.As(err, &tooLarge):
 			return nil, ReasonTooLarge
 		case err != nil:

@@ -1,0 +1,53 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.uber.org/zap"
+
+	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
+)
+
+// The receiver behind the guard gets the body byte for byte, whatever its
+// size, however it is read, and whether Content-Length is known, exact or
+// smaller than the body (a decompressed body).
+func TestGuardPassesTheWholeBody(t *testing.T) {
+	tel, err := telemetry.New(componenttest.NewNopTelemetrySettings(), component.MustNewID("vaultauth"))
+	require.NoError(t, err)
+	g := New(Settings{MaxInflightBytes: 4 << 20, MaxJSONDepth: 256, MaxWait: time.Second}, tel, zap.NewNop())
+	var got []byte
+	h, err := g.WrapHTTP(context.Background(), http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		got, _ = io.ReadAll(r.Body)
+	}))
+	require.NoError(t, err)
+	for _, size := range []int{0, 1, 511, 512, 513, 32<<10 - 1, 32 << 10, 32<<10 + 1, 100<<10 + 3, 3 << 20} {
+		body := bytes.Repeat([]byte(`{"a":["x\"]"]},`), size/15+1)[:size]
+		for name, length := range map[string]int64{"unknown": -1, "exact": int64(size), "smaller": int64(size / 3)} {
+			for _, oneByte := range []bool{false, true} {
+				var rd io.Reader = bytes.NewReader(body)
+				if oneByte {
+					rd = iotest.OneByteReader(rd)
+				}
+				r := httptest.NewRequest(http.MethodPost, "/v1/traces", rd)
+				r.ContentLength = length
+				r.Header.Set("Content-Type", "application/json")
+				got = nil
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				assert.Equal(t, http.StatusOK, w.Code, "size %d, length %s", size, name)
+				assert.True(t, bytes.Equal(body, got), "size %d, length %s, one byte reads %v: the receiver got %d bytes", size, name, oneByte, len(got))
+			}
+		}
+	}
+}
