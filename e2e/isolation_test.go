@@ -203,24 +203,38 @@ func TestIsolationProjectRefusesToken(t *testing.T) {
 // agents, or straight to the gateway with its workloads' identity tokens
 // (an agent that ignores backpressure, or anyone holding such a token);
 // with its project throttled to projectRate (its excess parked, then held
-// at its senders), or taking it all (the gateway's own capacity shared).
+// at its senders), with one limit that every project shares (a limit met
+// downstream by all, such as the gateway's egress), or with its project
+// taking it all (only the gateway's own capacity shared).
 // Teams a and b flow meanwhile, from the flood's first second; team c's
 // data lands in full, in its own project, once the flood ends.
 func TestIsolationDataVolume(t *testing.T) {
+	const (
+		ownLimit    = iota // each project projectRate
+		sharedLimit        // one sharedRate for every project
+		cUnlimited         // team c's project takes everything
+	)
 	for _, c := range []struct {
-		name              string
-		direct, throttled bool
+		name   string
+		direct bool
+		limit  int
 	}{
-		{"through its agents, its project throttled", false, true},
-		{"straight to the gateway, its project throttled", true, true},
-		{"straight to the gateway, its project taking it all", true, false},
+		{"through its agents, its project throttled", false, ownLimit},
+		{"straight to the gateway, its project throttled", true, ownLimit},
+		{"straight to the gateway, one limit for every project", true, sharedLimit},
+		{"straight to the gateway, its project taking it all", true, cUnlimited},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := startIsolated(t, 3*time.Minute)
 			d := r.d
-			for _, team := range allTeams {
-				if c.throttled || team != "team-c" {
-					d.Projects.Throttle(team, projectRate)
+			switch c.limit {
+			case sharedLimit:
+				d.Projects.ThrottleTogether(sharedRate, allTeams...)
+			default:
+				for _, team := range allTeams {
+					if c.limit == ownLimit || team != "team-c" {
+						d.Projects.Throttle(team, projectRate)
+					}
 				}
 			}
 			flooders := floodersOf(t, d, "team-c", c.direct)
@@ -282,6 +296,7 @@ func flood(t *testing.T, senders []*testbed.Sender) (stop func()) {
 // workloads, ten times teams a and b together, 6.7 times projectRate.
 const (
 	projectRate  = 3000
+	sharedRate   = 4500 // teams a and b send about 40% of it
 	floodBatch   = 500
 	floodStreams = 2
 	floodEvery   = 100 * time.Millisecond
