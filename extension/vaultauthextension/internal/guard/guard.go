@@ -141,6 +141,10 @@ func (g *Guard) refused(reason string) {
 func (g *Guard) WrapHTTP(_ context.Context, next http.Handler) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, reason := g.readBody(r)
+		// The receiver is done with the body when ServeHTTP returns (it reads
+		// it into its own buffer; net/http forbids reading it after): the
+		// buffer goes back to the pool.
+		defer putBody(body)
 		if reason != "" {
 			g.refused(reason)
 			http.Error(w, guardMessage(reason), guardStatus(reason))
@@ -176,7 +180,7 @@ func (g *Guard) readBody(r *http.Request) ([]byte, string) {
 	if r.ContentLength > 0 {
 		size = min(r.ContentLength, 1<<20) + 512
 	}
-	body := make([]byte, 0, size)
+	body := getBody(int(size))
 	for {
 		if len(body) == cap(body) {
 			body = slices.Grow(body, len(body))
@@ -184,7 +188,7 @@ func (g *Guard) readBody(r *http.Request) ([]byte, string) {
 		n, err := r.Body.Read(body[len(body):cap(body)])
 		if n > 0 {
 			if depth != nil && depth.scan(body[len(body):len(body)+n]) != nil {
-				return nil, ReasonTooDeep
+				return body[:0], ReasonTooDeep
 			}
 			body = body[:len(body)+n]
 		}
@@ -193,10 +197,31 @@ func (g *Guard) readBody(r *http.Request) ([]byte, string) {
 		case errors.Is(err, io.EOF):
 			return body, ""
 		case errors.As(err, &tooLarge):
-			return nil, ReasonTooLarge
+			return body[:0], ReasonTooLarge
 		case err != nil:
-			return nil, ReasonBadBody
+			return body[:0], ReasonBadBody
 		}
+	}
+}
+
+// bodies are read buffers for reuse: a request's body costs a copy, not an
+// allocation the size of the body.
+var bodies sync.Pool
+
+// maxPooledBody is the largest buffer kept for reuse.
+const maxPooledBody = 4<<20 + 512
+
+func getBody(size int) []byte {
+	if p, ok := bodies.Get().(*[]byte); ok && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+func putBody(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooledBody {
+		b = b[:0]
+		bodies.Put(&b)
 	}
 }
 
