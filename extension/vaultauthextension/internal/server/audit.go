@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -49,11 +48,12 @@ type auditHasher struct {
 	runCtx  context.Context
 
 	flights singleflight.Group
-	hashed  *hmacCache
+	hashed  *expiringCache[string] // HMACs by credential key, for cache_ttl
+	ttl     time.Duration
 }
 
 func newAuditHasher(s AuditSettings, vault vaultclient.Vault, timeout time.Duration, runCtx context.Context, size int, ttl time.Duration) *auditHasher {
-	return &auditHasher{s: s, vault: vault, timeout: timeout, runCtx: runCtx, hashed: newHMACCache(size, ttl)}
+	return &auditHasher{s: s, vault: vault, timeout: timeout, runCtx: runCtx, hashed: newExpiringCache[string](size), ttl: ttl}
 }
 
 // stamp returns id with its credential's HMAC, and the expiry to cache the
@@ -85,7 +85,7 @@ func (h *auditHasher) stamp(ctx context.Context, key Key, credential string, id 
 var errRequestEnded = errors.New("the request ended before Vault hashed its credential; the hash goes on")
 
 func (h *auditHasher) hmac(ctx context.Context, key Key, credential string) (string, error) {
-	if v, ok := h.hashed.get(key); ok {
+	if v, ok := h.hashed.get(key, time.Now().UnixNano()); ok {
 		return v, nil
 	}
 	ch := h.flights.DoChan(string(key[:]), func() (any, error) {
@@ -103,7 +103,8 @@ func (h *auditHasher) hmac(ctx context.Context, key Key, credential string) (str
 			}
 			return "", err
 		}
-		h.hashed.put(key, v)
+		now := time.Now()
+		h.hashed.put(key, v, now.Add(h.ttl).UnixNano(), now.UnixNano())
 		return v, nil
 	})
 	select {
@@ -120,43 +121,4 @@ func (h *auditHasher) hmac(ctx context.Context, key Key, credential string) (str
 func isForbidden(err error) bool {
 	var re *api.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
-}
-
-// hmacCache remembers HMACs by credential key until a deadline, bounded.
-type hmacCache struct {
-	mu    sync.Mutex
-	m     map[Key]hmacEntry
-	limit int
-	ttl   time.Duration
-}
-
-type hmacEntry struct {
-	hmac    string
-	expires time.Time
-}
-
-func newHMACCache(limit int, ttl time.Duration) *hmacCache {
-	return &hmacCache{m: map[Key]hmacEntry{}, limit: max(1, limit), ttl: ttl}
-}
-
-func (c *hmacCache) get(k Key) (string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok || time.Now().After(e.expires) {
-		return "", false
-	}
-	return e.hmac, true
-}
-
-func (c *hmacCache) put(k Key, hmac string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; !ok && len(c.m) >= c.limit {
-		for old := range c.m { // any one: random in Go
-			delete(c.m, old)
-			break
-		}
-	}
-	c.m[k] = hmacEntry{hmac: hmac, expires: time.Now().Add(c.ttl)}
 }

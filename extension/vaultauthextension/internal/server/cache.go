@@ -41,18 +41,24 @@ func KeyOf(credential string) Key {
 
 const cacheShards = 16
 
-// verdictCache remembers verified (or rejected) credentials until a deadline.
-// It is bounded: when a shard is full, expired entries go first, then random
-// ones. Hits take only a shard's read lock, which writers hold for a map
-// assignment, so verification on one shard never blocks hits on the others.
-type verdictCache struct {
-	shards   [cacheShards]cacheShard
+// expiringCache remembers values by credential key until a deadline:
+// verdicts on credentials, and their audit HMACs. It is bounded: when a
+// shard is full, expired entries go first, then random ones. Hits take
+// only a shard's read lock, which writers hold for a map assignment, so
+// work on one shard never blocks hits on the others.
+type expiringCache[V any] struct {
+	shards   [cacheShards]cacheShard[V]
 	perShard int
 }
 
-type cacheShard struct {
+type cacheShard[V any] struct {
 	mu sync.RWMutex
-	m  map[Key]verdict
+	m  map[Key]expiring[V]
+}
+
+type expiring[V any] struct {
+	value   V
+	expires int64 // unix nanoseconds
 }
 
 type verdict struct {
@@ -79,41 +85,42 @@ type acceptance struct {
 	policies []string  // token
 }
 
-func newVerdictCache(size int) *verdictCache {
-	c := &verdictCache{perShard: max(1, (size+cacheShards-1)/cacheShards)}
+func newExpiringCache[V any](size int) *expiringCache[V] {
+	c := &expiringCache[V]{perShard: max(1, (size+cacheShards-1)/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[Key]verdict)
+		c.shards[i].m = make(map[Key]expiring[V])
 	}
 	return c
 }
 
-func (c *verdictCache) get(k Key, now int64) (verdict, bool) {
+func (c *expiringCache[V]) get(k Key, now int64) (V, bool) {
 	s := &c.shards[k[0]%cacheShards]
 	s.mu.RLock()
-	v, ok := s.m[k]
+	e, ok := s.m[k]
 	s.mu.RUnlock()
-	if !ok || now >= v.expires {
-		return verdict{}, false
+	if !ok || now >= e.expires {
+		var zero V
+		return zero, false
 	}
-	return v, true
+	return e.value, true
 }
 
-func (c *verdictCache) put(k Key, v verdict, now int64) {
+func (c *expiringCache[V]) put(k Key, v V, expires, now int64) {
 	s := &c.shards[k[0]%cacheShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, exists := s.m[k]; !exists && len(s.m) >= c.perShard {
 		s.evict(now, c.perShard)
 	}
-	s.m[k] = v
+	s.m[k] = expiring[V]{value: v, expires: expires}
 }
 
 // evict frees at least one slot: expired entries first (a bounded scan), then
 // whichever entry map iteration yields first (random in Go).
-func (s *cacheShard) evict(now int64, limit int) {
+func (s *cacheShard[V]) evict(now int64, limit int) {
 	scanned := 0
-	for k, v := range s.m {
-		if now >= v.expires {
+	for k, e := range s.m {
+		if now >= e.expires {
 			delete(s.m, k)
 		}
 		if scanned++; scanned >= 64 {
@@ -129,7 +136,7 @@ func (s *cacheShard) evict(now int64, limit int) {
 }
 
 // len counts the entries (for tests and telemetry).
-func (c *verdictCache) len() int {
+func (c *expiringCache[V]) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
@@ -145,15 +152,15 @@ func (c *verdictCache) len() int {
 // wherever the verdict is reached (a token lookup records it even when the
 // request that started it has gone).
 type verdicts struct {
-	accepted    *verdictCache
-	refused     *verdictCache
+	accepted    *expiringCache[verdict]
+	refused     *expiringCache[verdict]
 	ttl         time.Duration
 	negativeTTL time.Duration
 }
 
 func newVerdicts(s Settings) *verdicts {
 	return &verdicts{
-		accepted: newVerdictCache(s.CacheSize), refused: newVerdictCache(s.CacheSize),
+		accepted: newExpiringCache[verdict](s.CacheSize), refused: newExpiringCache[verdict](s.CacheSize),
 		ttl: s.CacheTTL, negativeTTL: s.NegativeCacheTTL,
 	}
 }
@@ -167,7 +174,7 @@ func (v *verdicts) accept(key Key, id *identity.Identity, credentialExpiry time.
 		vd.tenant = tenant
 		vd.metadata = identity.TenantMetadata(tenant)
 	}
-	v.accepted.put(key, vd, now.UnixNano())
+	v.accepted.put(key, vd, vd.expires, now.UnixNano())
 	return vd
 }
 
@@ -177,7 +184,8 @@ func (v *verdicts) refuse(key Key) {
 		return
 	}
 	now := time.Now()
-	v.refused.put(key, verdict{expires: now.Add(v.negativeTTL).UnixNano()}, now.UnixNano())
+	until := now.Add(v.negativeTTL).UnixNano()
+	v.refused.put(key, verdict{expires: until}, until, now.UnixNano())
 }
 
 func deadline(now time.Time, ttl time.Duration, credentialExpiry time.Time) int64 {

@@ -14,10 +14,10 @@ import (
 // not after; the cache never holds more than its size (plus one per shard
 // while a shard evicts); a credential's expiry caps cache_ttl.
 func TestVerdictCache(t *testing.T) {
-	c := newVerdictCache(64)
+	c := newExpiringCache[verdict](64)
 	now := time.Now().UnixNano()
 	k := KeyOf("a")
-	c.put(k, verdict{expires: now + int64(time.Second)}, now)
+	c.put(k, verdict{expires: now + int64(time.Second)}, now+int64(time.Second), now)
 	_, ok := c.get(k, now)
 	assert.True(t, ok, "before its deadline")
 	_, ok = c.get(k, now+int64(time.Second))
@@ -26,12 +26,12 @@ func TestVerdictCache(t *testing.T) {
 	assert.False(t, ok, "another credential")
 
 	for i := range 10000 {
-		c.put(KeyOf(fmt.Sprint("flood-", i)), verdict{expires: now + int64(time.Hour)}, now)
+		c.put(KeyOf(fmt.Sprint("flood-", i)), verdict{}, now+int64(time.Hour), now)
 	}
 	assert.LessOrEqual(t, c.len(), 64+cacheShards, "bounded by its size")
 
 	id := identity.New("e", "root")
-	v := &verdicts{accepted: newVerdictCache(10), refused: newVerdictCache(10), ttl: time.Hour, negativeTTL: 0}
+	v := &verdicts{accepted: newExpiringCache[verdict](10), refused: newExpiringCache[verdict](10), ttl: time.Hour, negativeTTL: 0}
 	soon := time.Now().Add(time.Minute)
 	vd := v.accept(KeyOf("jwt"), id, soon, nil)
 	assert.Equal(t, soon.UnixNano(), vd.expires, "never past the credential's own expiry")
