@@ -249,6 +249,15 @@ func TestIsolationDataVolume(t *testing.T) {
 			taken := 0
 			for _, s := range flooders {
 				taken += len(s.Sent())
+				require.Zero(t, s.Refused(), "%s: flood requests refused for good: the flood did not happen", s.Workload)
+			}
+			// The flood happened, and met the limit it was meant to.
+			require.GreaterOrEqual(t, taken, floodPlanned/2, "team c's flood was not taken")
+			if c.limit == cUnlimited {
+				require.GreaterOrEqual(t, cDuring, taken/2, "team c's unlimited flood did not flow")
+			} else {
+				parked, _ := d.Gateway.MetricWhere("otelcol_vaultauth_parked_exports", `tenant="team-c"`)
+				require.Positive(t, parked, "team c was never throttled: none of its exports parked")
 			}
 			t.Logf("teams a and b: lowest window %.1f%% of the control's median; team c: %d spans of its flood taken, %d of its spans landed during it",
 				100*float64(slices.Min(windows))/float64(median(r.control)), taken, cDuring)
@@ -300,6 +309,8 @@ const (
 	floodBatch   = 500
 	floodStreams = 2
 	floodEvery   = 100 * time.Millisecond
+	// floodPlanned is what team c sends while teams a and b are measured.
+	floodPlanned = 2 * floodStreams * floodBatch * int(10*isolationWindow/floodEvery)
 )
 
 // floodersOf are the senders of team's flood, one per workload of the

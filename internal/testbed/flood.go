@@ -31,9 +31,10 @@ type Flooder struct {
 	offsets  []int // where each span's id is in template
 	index    uint32
 
-	mu    sync.Mutex
-	next  uint32
-	taken [][2]uint32 // [first id counter, count] of each request taken
+	mu      sync.Mutex
+	next    uint32
+	taken   [][2]uint32 // [first id counter, count] of each request taken
+	refused int         // requests refused for good (not retryable)
 }
 
 const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -114,9 +115,20 @@ func (f *Flooder) Send() bool {
 			time.Sleep(backoff)
 			backoff = min(2*backoff, time.Second)
 		default:
+			f.mu.Lock()
+			f.refused++
+			f.mu.Unlock()
 			return false
 		}
 	}
+}
+
+// Refused counts requests refused for good (Unauthenticated, say): a
+// flood that never reached the collectors.
+func (f *Flooder) Refused() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refused
 }
 
 // Sent returns the ids of the spans taken.

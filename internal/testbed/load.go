@@ -75,14 +75,6 @@ func NewSender(t T, workload string, index int, agentGRPC string) *Sender {
 	return newSender(t, workload, index, agentGRPC, nil)
 }
 
-// NewDirectSender sends as workload straight to a gateway's OTLP gRPC
-// endpoint with identityToken, as an agent of the workload's would (or
-// anyone holding that token). index must differ from every other sender's.
-func NewDirectSender(t T, workload string, index int, gatewayGRPC, identityToken string) *Sender {
-	t.Helper()
-	return newSender(t, workload, index, gatewayGRPC, map[string]any{"authorization": "Bearer " + identityToken})
-}
-
 func newSender(t T, workload string, index int, endpoint string, headers map[string]any) *Sender {
 	t.Helper()
 	cfg := map[string]any{

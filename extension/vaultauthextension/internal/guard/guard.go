@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/bits"
 	"net/http"
 	"slices"
 	"strings"
@@ -204,25 +205,37 @@ func (g *Guard) readBody(r *http.Request) ([]byte, string) {
 	}
 }
 
-// bodies are read buffers for reuse: a request's body costs a copy, not an
-// allocation the size of the body.
-var bodies sync.Pool
+// bodies are read buffers for reuse, by size class (powers of two from
+// 32 KiB to 4 MiB): a request's body costs a copy, not an allocation the
+// size of the body, and a request takes a buffer less than four times the
+// size it asked for (a small or slow one never holds a large buffer).
+var bodies [maxBodyClass - minBodyClass + 1]sync.Pool
 
-// maxPooledBody is the largest buffer kept for reuse.
-const maxPooledBody = 4<<20 + 512
+const (
+	minBodyClass = 15 // 32 KiB
+	maxBodyClass = 22 // 4 MiB
+)
 
+// getBody returns an empty buffer of at least size bytes.
 func getBody(size int) []byte {
-	if p, ok := bodies.Get().(*[]byte); ok && cap(*p) >= size {
+	class := max(minBodyClass, bits.Len(uint(size-1))) // the least power of two >= size
+	if class > maxBodyClass {
+		return make([]byte, 0, size)
+	}
+	if p, ok := bodies[class-minBodyClass].Get().(*[]byte); ok {
 		return (*p)[:0]
 	}
-	return make([]byte, 0, size)
+	return make([]byte, 0, 1<<class)
 }
 
+// putBody keeps b for reuse in the class its capacity fills.
 func putBody(b []byte) {
-	if cap(b) > 0 && cap(b) <= maxPooledBody {
-		b = b[:0]
-		bodies.Put(&b)
+	class := bits.Len(uint(cap(b))) - 1 // the greatest power of two <= cap
+	if class < minBodyClass || class > maxBodyClass {
+		return
 	}
+	b = b[:0]
+	bodies[class-minBodyClass].Put(&b)
 }
 
 func guardStatus(reason string) int {

@@ -51,3 +51,18 @@ func TestGuardPassesTheWholeBody(t *testing.T) {
 		}
 	}
 }
+
+// A pooled buffer fits the request that takes it: at least what it asked
+// for, less than four times that, whatever buffers earlier requests left.
+func TestPooledBodiesFitTheirRequest(t *testing.T) {
+	for _, left := range []int{32 << 10, 100 << 10, 1<<20 + 512, 3 << 20, 6 << 20} {
+		putBody(make([]byte, 0, left))
+	}
+	for _, size := range []int{513, 32 << 10, 32<<10 + 1, 70 << 10, 1<<20 + 512, 4 << 20, 5 << 20} {
+		b := getBody(size)
+		assert.Zero(t, len(b))
+		assert.GreaterOrEqual(t, cap(b), size, "asked %d", size)
+		assert.Less(t, cap(b), 4*max(size, 32<<10), "asked %d", size)
+		putBody(b)
+	}
+}
