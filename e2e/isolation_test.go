@@ -199,48 +199,33 @@ func TestIsolationProjectRefusesToken(t *testing.T) {
 	t.Logf("%d spans checked, 0 lost, 0 cross-tenant (team c's only in its project, sent with its own token), %d delivered twice", checked, dups)
 }
 
-// Team c sends over ten times what teams a and b send together: through its
-// agents, or straight to the gateway with its workloads' identity tokens
-// (an agent that ignores backpressure, or anyone holding such a token);
-// with its project throttled to projectRate (its excess parked, then held
-// at its senders), with one limit that every project shares (a limit met
-// downstream by all, such as the gateway's egress), or with its project
-// taking it all (only the gateway's own capacity shared).
-// Teams a and b flow meanwhile, from the flood's first second; team c's
-// data lands in full, in its own project, once the flood ends.
+// Team c sends over ten times what teams a and b send together, and more
+// than six times what its project takes (every project throttled to
+// projectRate): through its agents, or straight to the gateway with its
+// workloads' identity tokens (an agent that ignores backpressure, or anyone
+// holding such a token). Its excess is parked, then held at its senders;
+// teams a and b flow meanwhile, from the flood's first second; team c's
+// data lands in full, in its own project, once the flood ends. (A limit
+// every team shares, downstream or the gateway's own CPU, is not isolated:
+// docs/tenants.md gives the figures.)
 func TestIsolationDataVolume(t *testing.T) {
-	const (
-		ownLimit    = iota // each project projectRate
-		sharedLimit        // one sharedRate for every project
-		cUnlimited         // team c's project takes everything
-	)
 	for _, c := range []struct {
 		name   string
 		direct bool
-		limit  int
 	}{
-		{"through its agents, its project throttled", false, ownLimit},
-		{"straight to the gateway, its project throttled", true, ownLimit},
-		{"straight to the gateway, one limit for every project", true, sharedLimit},
-		{"straight to the gateway, its project taking it all", true, cUnlimited},
+		{"through its agents", false},
+		{"straight to the gateway", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := startIsolated(t, 3*time.Minute)
 			d := r.d
-			switch c.limit {
-			case sharedLimit:
-				d.Projects.ThrottleTogether(sharedRate, allTeams...)
-			default:
-				for _, team := range allTeams {
-					if c.limit == ownLimit || team != "team-c" {
-						d.Projects.Throttle(team, projectRate)
-					}
-				}
+			for _, team := range allTeams {
+				d.Projects.Throttle(team, projectRate)
 			}
 			flooders := floodersOf(t, d, "team-c", c.direct)
 			stopFlood := flood(t, flooders)
 			cBefore := d.Projects.CountIn("team-c")
-			windows := r.during(t, "team c flooding "+c.name, 10)
+			windows := r.during(t, "team c flooding "+c.name+", its project throttled", 10)
 			stopFlood()
 			cDuring := d.Projects.CountIn("team-c") - cBefore
 			for _, team := range allTeams {
@@ -251,14 +236,10 @@ func TestIsolationDataVolume(t *testing.T) {
 				taken += len(s.Sent())
 				require.Zero(t, s.Refused(), "%s: flood requests refused for good: the flood did not happen", s.Workload)
 			}
-			// The flood happened, and met the limit it was meant to.
+			// The flood happened, and met its project's limit.
 			require.GreaterOrEqual(t, taken, floodPlanned/2, "team c's flood was not taken")
-			if c.limit == cUnlimited {
-				require.GreaterOrEqual(t, cDuring, taken/2, "team c's unlimited flood did not flow")
-			} else {
-				parked, _ := d.Gateway.MetricWhere("otelcol_vaultauth_parked_exports", `tenant="team-c"`)
-				require.Positive(t, parked, "team c was never throttled: none of its exports parked")
-			}
+			parked, _ := d.Gateway.MetricWhere("otelcol_vaultauth_parked_exports", `tenant="team-c"`)
+			require.Positive(t, parked, "team c was never throttled: none of its exports parked")
 			t.Logf("teams a and b: lowest window %.1f%% of the control's median; team c: %d spans of its flood taken, %d of its spans landed during it",
 				100*float64(slices.Min(windows))/float64(median(r.control)), taken, cDuring)
 			checked, dups := r.finish(t)
@@ -305,7 +286,6 @@ func flood(t *testing.T, senders []*testbed.Flooder) (stop func()) {
 // workloads, over ten times teams a and b together, 6.7 times projectRate.
 const (
 	projectRate  = 3000
-	sharedRate   = 4500 // teams a and b send about 40% of it
 	floodBatch   = 500
 	floodStreams = 2
 	floodEvery   = 100 * time.Millisecond
