@@ -84,12 +84,6 @@ func postJSON(t *testing.T, endpoint, credential string, body []byte) int {
 	return resp.StatusCode
 }
 
-// rawCodec sends bytes as they are, whatever the method expects.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) ([]byte, error)   { return v.([]byte), nil }
-func (rawCodec) Unmarshal(_ []byte, _ any) error { return nil }
-func (rawCodec) Name() string                    { return "proto" }
 
 // Attack (finding 2 of issue 19): decoding bombs sent by an authenticated
 // agent, four at a time, over HTTP and gRPC: one attribute inside 700,000
@@ -104,7 +98,7 @@ func TestDecodingBombsStayUnderTheGatewaysLimit(t *testing.T) {
 	wide := gzipped(t, wideJSON(4<<20-1024))
 	wideMsg := wideProtobuf(4<<20 - 1024)
 	conn, err := grpc.NewClient(d.Gateway.OTLPGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(testbed.RawCodec{})))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	base := d.Gateway.PeakRSS()

@@ -73,7 +73,7 @@ func NewFlooder(t T, workload string, index int, endpoint, identityToken string,
 		f.md = metadata.Pairs("authorization", "Bearer "+identityToken)
 	}
 	f.conn, err = grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawBytes{})))
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(RawCodec{})))
 	if err != nil {
 		t.Fatalf("flooder: %v", err)
 	}
@@ -147,9 +147,11 @@ func (f *Flooder) Sent() []pcommon.SpanID {
 	return ids
 }
 
-// rawBytes is a gRPC codec that sends a request's bytes as they are.
-type rawBytes struct{}
+// RawCodec is a gRPC codec that sends a request's bytes as they are,
+// whatever the method expects (raw OTLP, floods and attacks), and ignores
+// the reply.
+type RawCodec struct{}
 
-func (rawBytes) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
-func (rawBytes) Unmarshal([]byte, any) error   { return nil }
-func (rawBytes) Name() string                  { return "proto" }
+func (RawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (RawCodec) Unmarshal([]byte, any) error   { return nil }
+func (RawCodec) Name() string                  { return "proto" }

@@ -54,11 +54,7 @@ func (m *otlpMessage) UnmarshalProto(b []byte) error { return m.req.UnmarshalPro
 // decodes it (HTTP: the body, protobuf or JSON; gRPC: the codec),
 // impl=ours does the same behind the guard.
 func BenchmarkGuardRequest(b *testing.B) {
-	tel, err := telemetry.New(componenttest.NewNopTelemetrySettings(), component.MustNewID("vaultauth"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	g := New(Settings{MaxInflightBytes: 4 << 20, MaxJSONDepth: 256, MaxWait: 5 * time.Second}, tel, zap.NewNop())
+	g := newTestGuard(b)
 	td := agentBatch()
 	pb, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	js, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
@@ -127,4 +123,14 @@ func BenchmarkJSONDepthScan(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// newTestGuard is a guard with the shipped examples' limits.
+func newTestGuard(tb testing.TB) *Guard {
+	tb.Helper()
+	tel, err := telemetry.New(componenttest.NewNopTelemetrySettings(), component.MustNewID("vaultauth"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return New(Settings{MaxInflightBytes: 4 << 20, MaxJSONDepth: 256, MaxWait: 5 * time.Second}, tel, zap.NewNop())
 }

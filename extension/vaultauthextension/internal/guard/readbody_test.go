@@ -8,24 +8,16 @@ import (
 	"net/http/httptest"
 	"testing"
 	"testing/iotest"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.uber.org/zap"
-
-	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
 )
 
 // The receiver behind the guard gets the body byte for byte, whatever its
 // size, however it is read, and whether Content-Length is known, exact or
 // smaller than the body (a decompressed body).
 func TestGuardPassesTheWholeBody(t *testing.T) {
-	tel, err := telemetry.New(componenttest.NewNopTelemetrySettings(), component.MustNewID("vaultauth"))
-	require.NoError(t, err)
-	g := New(Settings{MaxInflightBytes: 4 << 20, MaxJSONDepth: 256, MaxWait: time.Second}, tel, zap.NewNop())
+	g := newTestGuard(t)
 	var got []byte
 	h, err := g.WrapHTTP(context.Background(), http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		got, _ = io.ReadAll(r.Body)
