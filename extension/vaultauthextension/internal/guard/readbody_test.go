@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"testing/iotest"
 
@@ -57,4 +58,30 @@ func TestPooledBodiesFitTheirRequest(t *testing.T) {
 		assert.Less(t, cap(b), 4*max(size, 32<<10), "asked %d", size)
 		putBody(b)
 	}
+}
+
+// A sender cannot slip deep OTLP/JSON past the scan by how the bytes
+// arrive (one per read, so every bracket and escape straddles a read) or
+// by how it names the content type: the receiver is never called.
+func TestDeepJSONRefusedWhateverTheReads(t *testing.T) {
+	g := newTestGuard(t)
+	calls := 0
+	h, err := g.WrapHTTP(context.Background(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls++ }))
+	require.NoError(t, err)
+	deep := []byte(`{"resourceSpans":[{"resource":{"attributes":[{"key":"k","value":` +
+		strings.Repeat(`{"arrayValue":{"values":[`, 100) + `{"stringValue":"x\"]}]}"}`)
+	for _, ct := range []string{"application/json", "Application/JSON", " application/json; charset=utf-8"} {
+		for _, oneByte := range []bool{false, true} {
+			var rd io.Reader = bytes.NewReader(deep)
+			if oneByte {
+				rd = iotest.OneByteReader(rd)
+			}
+			r := httptest.NewRequest(http.MethodPost, "/v1/traces", rd)
+			r.Header.Set("Content-Type", ct)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			assert.Equal(t, http.StatusBadRequest, w.Code, "%q, one byte reads %v", ct, oneByte)
+		}
+	}
+	assert.Zero(t, calls, "deep JSON reached the receiver")
 }
