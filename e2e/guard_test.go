@@ -84,7 +84,6 @@ func postJSON(t *testing.T, endpoint, credential string, body []byte) int {
 	return resp.StatusCode
 }
 
-
 // Attack (finding 2 of issue 19): decoding bombs sent by an authenticated
 // agent, four at a time, over HTTP and gRPC: one attribute inside 700,000
 // nested arrays (45 KB gzipped), and bodies of empty resource spans just
