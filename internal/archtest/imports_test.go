@@ -55,7 +55,7 @@ var allowed = map[string][]string{
 // harness are the test harness packages: they may import anything, and
 // nothing in allowed may import them.
 var harness = []string{
-	"internal/vaulttest", "internal/kubetest", "internal/pipelinetest", "internal/testbed", "internal/archtest", "e2e", "cmd/demo",
+	"internal/vaulttest", "internal/kubetest", "internal/pipelinetest", "internal/testbed", "internal/archtest", "internal/racedetect", "e2e", "cmd/demo",
 }
 
 // imports reads the import paths of each package's non-test Go files,
