@@ -3,6 +3,7 @@ package vaultidentityprocessor
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -68,8 +69,70 @@ type Config struct {
 	// it cannot take everything, so one sender's volume cannot crowd out
 	// the others'. With from: auth.
 	FairShare FairShareConfig `mapstructure:"fair_share"`
+	// TenantLimits caps what each tenant (or, without tenants, each
+	// sender's entity) may pass per second, so one sender's volume cannot
+	// use up what every sender shares. With from: auth.
+	TenantLimits TenantLimitsConfig `mapstructure:"tenant_limits"`
 
 	_ struct{}
+}
+
+// TenantLimitsConfig is the `tenant_limits` block: a limit for every
+// tenant, and limits for named tenants that replace it.
+type TenantLimitsConfig struct {
+	TenantLimit `mapstructure:",squash"`
+	// Tenants are limits by tenant name (vault.tenant), replacing the
+	// default for that tenant; items_per_second 0 leaves it unlimited.
+	Tenants map[string]TenantLimit `mapstructure:"tenants"`
+
+	_ struct{}
+}
+
+// TenantLimit is one limit.
+type TenantLimit struct {
+	// ItemsPerSecond is how many spans, data points or log records (those
+	// of this processor's pipeline) a tenant may pass per second; 0: no
+	// limit.
+	ItemsPerSecond int `mapstructure:"items_per_second"`
+	// Burst is how many it may pass at once after a quiet spell; 0: one
+	// second's worth.
+	Burst int `mapstructure:"burst"`
+
+	_ struct{}
+}
+
+// enabled says whether any tenant is limited.
+func (c TenantLimitsConfig) enabled() bool {
+	if c.ItemsPerSecond > 0 {
+		return true
+	}
+	for _, t := range c.Tenants {
+		if t.ItemsPerSecond > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// validate checks the block; every error names its key.
+func (c TenantLimitsConfig) validate(from string) []error {
+	var errs []error
+	check := func(key string, t TenantLimit) {
+		if t.ItemsPerSecond < 0 {
+			errs = append(errs, fmt.Errorf("%sitems_per_second: must be 0 (no limit) or more, got %d", key, t.ItemsPerSecond))
+		}
+		if t.Burst < 0 {
+			errs = append(errs, fmt.Errorf("%sburst: must be 0 (one second's worth) or more, got %d", key, t.Burst))
+		}
+	}
+	check("tenant_limits: ", c.TenantLimit)
+	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
+		check(fmt.Sprintf("tenant_limits: tenants: %s: ", name), c.Tenants[name])
+	}
+	if c.enabled() && from != FromAuth {
+		errs = append(errs, errors.New("tenant_limits: only used with from: auth (a gateway's senders)"))
+	}
+	return errs
 }
 
 // FairShareConfig is the `fair_share` block.
@@ -142,6 +205,7 @@ func (c *Config) Validate() error {
 	if c.TenantCredentials != (component.ID{}) && c.From != FromAuth {
 		errs = append(errs, errors.New("tenant_credentials: only used with from: auth (a gateway's tenants)"))
 	}
+	errs = append(errs, c.TenantLimits.validate(c.From)...)
 	if c.FairShare.Enabled && c.FairShare.Window <= 0 {
 		errs = append(errs, fmt.Errorf("fair_share: window: must be positive, got %s", c.FairShare.Window))
 	}

@@ -42,6 +42,10 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, "pass", load(t, "permissive").OnMissing, "fail open only when asked")
 	assert.Equal(t, []string{"vault.entity.id", "vault.entity.metadata.team", "vault.entity.groups"}, load(t, "team").Attributes)
 	assert.Equal(t, component.MustNewIDWithName("vaultauth", "lightstep"), load(t, "tenants").TenantCredentials)
+	assert.Equal(t, TenantLimitsConfig{
+		TenantLimit: TenantLimit{ItemsPerSecond: 3000},
+		Tenants:     map[string]TenantLimit{"team-a": {ItemsPerSecond: 10000, Burst: 20000}, "team-b": {}},
+	}, load(t, "limited").TenantLimits)
 }
 
 func TestValidateNamesTheKey(t *testing.T) {
@@ -58,8 +62,15 @@ func TestValidateNamesTheKey(t *testing.T) {
 				c.Attributes = append(c.Attributes, fmt.Sprint("vault.a", i))
 			}
 		},
-		"on_missing:":         func(c *Config) { c.OnMissing = "ignore" },
-		"fair_share: window:": func(c *Config) { c.FairShare.Enabled, c.FairShare.Window = true, 0 },
+		"on_missing:":                      func(c *Config) { c.OnMissing = "ignore" },
+		"fair_share: window:":              func(c *Config) { c.FairShare.Enabled, c.FairShare.Window = true, 0 },
+		"tenant_limits: items_per_second:": func(c *Config) { c.TenantLimits.ItemsPerSecond = -1 },
+		"tenant_limits: tenants: team-a: burst:": func(c *Config) {
+			c.TenantLimits.Tenants = map[string]TenantLimit{"team-a": {ItemsPerSecond: 10, Burst: -1}}
+		},
+		"tenant_limits: only used with from: auth": func(c *Config) {
+			c.From, c.Extension, c.TenantLimits.ItemsPerSecond = FromExtension, selfID, 100
+		},
 		"tenant_credentials:": func(c *Config) {
 			c.From, c.Extension, c.TenantCredentials = FromExtension, selfID, component.MustNewIDWithName("vaultauth", "lightstep")
 		},

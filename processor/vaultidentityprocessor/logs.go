@@ -9,7 +9,7 @@ import (
 func (s *stamper) processLogs(ctx context.Context, ld plog.Logs) (plog.Logs, error) {
 	var st stamp
 	n := 0
-	if s.fair != nil { // counted only for fair_share: no walk of the request otherwise
+	if s.countItems { // counted only for fair_share and tenant_limits: no walk of the request otherwise
 		n = ld.LogRecordCount()
 	}
 	res, item, err := s.stamps(ctx, &st, n)

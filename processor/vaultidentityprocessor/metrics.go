@@ -10,7 +10,7 @@ import (
 func (s *stamper) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
 	var st stamp
 	n := 0
-	if s.fair != nil { // counted only for fair_share: no walk of the request otherwise
+	if s.countItems { // counted only for fair_share and tenant_limits: no walk of the request otherwise
 		n = md.DataPointCount()
 	}
 	res, item, err := s.stamps(ctx, &st, n)

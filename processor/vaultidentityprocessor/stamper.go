@@ -46,7 +46,10 @@ var (
 	// InvalidArgument, so receivers answer 400 (HTTP) or InvalidArgument (gRPC).
 	// The request's tenant is over its fair share of what the pipeline can
 	// take now: retryable, so its data waits at its sender (fair_share).
-	errOverShare    = status.Error(codes.Unavailable, "vaultidentity: this sender's share of what the gateway can export now is used up; retry later")
+	errOverShare = status.Error(codes.Unavailable, "vaultidentity: this sender's share of what the gateway can export now is used up; retry later")
+	// The request's tenant is over its tenant_limits rate: retryable, so its
+	// data waits at its sender.
+	errOverLimit    = status.Error(codes.Unavailable, "vaultidentity: this sender is over its rate limit at this gateway; retry later")
 	errUnexportable = consumererror.NewPermanent(status.Errorf(codes.InvalidArgument, "vaultidentity: an attribute or log body "+
 		"nests deeper than OTLP protobuf decoders accept (%d nested messages); the request is refused", protobufRecursionLimit))
 )
@@ -67,8 +70,12 @@ type stamper struct {
 	warnHeld  ratelimit.Every          // the held-request warning
 	warnDeep  ratelimit.Every          // the unexportable-request warning
 	warnShare ratelimit.Every          // the over-share warning
+	warnLimit ratelimit.Every          // the over-limit warning
 	fair      *fairShare               // fair_share; nil when off
-	vouchers  *vouchers                // vouchers; nil when none
+	limits    *tenantLimiter           // tenant_limits; nil when off
+	// countItems: a request's items are counted (fair_share, tenant_limits).
+	countItems bool
+	vouchers   *vouchers // vouchers; nil when none
 
 	noAuthStreak  atomic.Int64
 	warnedNoAuth  atomic.Bool
@@ -84,8 +91,13 @@ func newStamper(cfg *Config, set processor.Settings) (*stamper, error) {
 	if cfg.FairShare.Enabled && cfg.From == FromAuth {
 		fair = newFairShare(cfg.FairShare.Window)
 	}
+	var limits *tenantLimiter
+	if cfg.TenantLimits.enabled() && cfg.From == FromAuth {
+		limits = newTenantLimiter(cfg.TenantLimits)
+	}
 	return &stamper{
-		cfg: cfg, logger: set.Logger, telemetry: tb, stampResource: cfg.Level == LevelResource, fair: fair, vouchers: newVouchers(cfg),
+		cfg: cfg, logger: set.Logger, telemetry: tb, stampResource: cfg.Level == LevelResource, vouchers: newVouchers(cfg),
+		fair: fair, limits: limits, countItems: fair != nil || limits != nil,
 		// processor=<id>, as the Collector's own processor metrics say it.
 		action: metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("action", cfg.OnMissing), attribute.String("processor", set.ID.String()))),
@@ -131,7 +143,7 @@ var none stamp
 // records, data points) for the request in ctx, of n items: one of them is
 // empty. The identity is read once per request. err is what to return
 // instead, per on_missing, when the request has no identity; or when its
-// tenant has no credential ready, or is over its fair share.
+// tenant has no credential ready, or is over its limit or fair share.
 func (s *stamper) stamps(ctx context.Context, st *stamp, n int) (resource, item *stamp, err error) {
 	id, ok := s.identityOf(ctx)
 	if !ok {
@@ -143,6 +155,11 @@ func (s *stamper) stamps(ctx context.Context, st *stamp, n int) (resource, item 
 	if s.gate != nil && id != nil {
 		if err := s.gate.CredentialReady(ctx); err != nil {
 			return nil, nil, s.hold(ctx, err)
+		}
+	}
+	if s.limits != nil && id != nil {
+		if tenant := shareKey(id); !s.limits.admit(tenant, n) {
+			return nil, nil, s.overLimit(ctx, tenant)
 		}
 	}
 	if s.fair != nil && id != nil && !s.fair.admit(shareKey(id), n) {
@@ -217,6 +234,17 @@ func (s *stamper) overShare(ctx context.Context) error {
 			zap.Float64("share_items_per_window", s.fair.currentLevel()), zap.Duration("window", s.cfg.FairShare.Window))
 	}
 	return errOverShare
+}
+
+// overLimit refuses a request whose tenant is over its tenant_limits rate,
+// and names the tenant at the gateway (at most every heldLogEvery).
+func (s *stamper) overLimit(ctx context.Context, tenant string) error {
+	s.telemetry.VaultidentityRequestsOverLimit.Add(ctx, 1, s.held)
+	if s.warnLimit.Allow(heldLogEvery) {
+		s.logger.Warn("holding requests of a tenant over its rate limit at its senders (tenant_limits)",
+			zap.String("tenant", tenant), zap.Float64("items_per_second", s.limits.limitOf(tenant).perSecond))
+	}
+	return errOverLimit
 }
 
 // hold refuses a request whose tenant has no export credential yet, and

@@ -9,7 +9,7 @@ import (
 func (s *stamper) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
 	var st stamp
 	n := 0
-	if s.fair != nil { // counted only for fair_share: no walk of the request otherwise
+	if s.countItems { // counted only for fair_share and tenant_limits: no walk of the request otherwise
 		n = td.SpanCount()
 	}
 	res, item, err := s.stamps(ctx, &st, n)

@@ -27,6 +27,7 @@ type TelemetryBuilder struct {
 	mu                                   sync.Mutex
 	registrations                        []metric.Registration
 	VaultidentityRequestsHeld            metric.Int64Counter
+	VaultidentityRequestsOverLimit       metric.Int64Counter
 	VaultidentityRequestsOverShare       metric.Int64Counter
 	VaultidentityRequestsUnexportable    metric.Int64Counter
 	VaultidentityRequestsWithoutIdentity metric.Int64Counter
@@ -64,6 +65,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.VaultidentityRequestsHeld, err = builder.meter.Int64Counter(
 		"otelcol_vaultidentity_requests_held",
 		metric.WithDescription("Requests refused with a retryable error because the export credential for their tenant was not ready (tenant_credentials); the sender retries them. [Alpha]"),
+		metric.WithUnit("{requests}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.VaultidentityRequestsOverLimit, err = builder.meter.Int64Counter(
+		"otelcol_vaultidentity_requests_over_limit",
+		metric.WithDescription("Requests refused with a retryable error because their tenant (or, without tenants, their sender's entity) was over its limit (tenant_limits); the sender retries them. [Alpha]"),
 		metric.WithUnit("{requests}"),
 	)
 	errs = errors.Join(errs, err)

@@ -20,10 +20,14 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.VaultidentityRequestsHeld.Add(context.Background(), 1)
+	tb.VaultidentityRequestsOverLimit.Add(context.Background(), 1)
 	tb.VaultidentityRequestsOverShare.Add(context.Background(), 1)
 	tb.VaultidentityRequestsUnexportable.Add(context.Background(), 1)
 	tb.VaultidentityRequestsWithoutIdentity.Add(context.Background(), 1)
 	AssertEqualVaultidentityRequestsHeld(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualVaultidentityRequestsOverLimit(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualVaultidentityRequestsOverShare(t, testTel,
