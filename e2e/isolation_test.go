@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,9 +83,9 @@ type isolated struct {
 	control []int
 }
 
-func startIsolated(t *testing.T, limit time.Duration) *isolated {
+func startIsolated(t *testing.T, limit time.Duration, gatewayOverlay ...string) *isolated {
 	t.Helper()
-	d := testbed.Start(t, testbed.Options{Teams: teams(true)})
+	d := testbed.Start(t, testbed.Options{Teams: teams(true), GatewayOverlay: strings.Join(gatewayOverlay, "")})
 	stop := loadFor(t, d, limit)
 	require.Eventually(t, func() bool { return d.Projects.Count() > 1000 }, eventually, poll)
 	return &isolated{d: d, stop: stop, control: landedPerWindow(d, 3, "team-a", "team-b")}
@@ -199,33 +200,61 @@ func TestIsolationProjectRefusesToken(t *testing.T) {
 	t.Logf("%d spans checked, 0 lost, 0 cross-tenant (team c's only in its project, sent with its own token), %d delivered twice", checked, dups)
 }
 
-// Team c sends over ten times what teams a and b send together, and more
-// than six times what its project takes (every project throttled to
-// projectRate): through its agents, or straight to the gateway with its
-// workloads' identity tokens (an agent that ignores backpressure, or anyone
-// holding such a token). Its excess is parked, then held at its senders;
-// teams a and b flow meanwhile, from the flood's first second; team c's
-// data lands in full, in its own project, once the flood ends. (A limit
-// every team shares, downstream or the gateway's own CPU, is not isolated:
-// docs/tenants.md gives the figures.)
+// Team c sends over ten times what teams a and b send together: through its
+// agents, or straight to the gateway with its workloads' identity tokens
+// (an agent that ignores backpressure, or anyone holding such a token).
+// Against its own project's limit (every project throttled to
+// projectRate) its excess is parked, then held at its senders. Against
+// capacity every team shares (one limit for all projects, met downstream;
+// or, its project taking everything, the gateway's own CPU) the gateway's
+// tenant_limits holds it to doorRate at the door, while its senders
+// retry every floodEvery, ignoring backoff. Teams a and b flow meanwhile,
+// from the flood's first second; team c's data lands in full, in its own
+// project, once the flood ends.
 func TestIsolationDataVolume(t *testing.T) {
+	const (
+		ownLimit    = iota // each project projectRate
+		sharedLimit        // one sharedRate for every project
+		cUnlimited         // team c's project takes everything
+	)
 	for _, c := range []struct {
 		name   string
 		direct bool
+		limit  int
 	}{
-		{"through its agents", false},
-		{"straight to the gateway", true},
+		{"through its agents, its project throttled", false, ownLimit},
+		{"straight to the gateway, its project throttled", true, ownLimit},
+		{"straight to the gateway, one limit for every project, tenant_limits", true, sharedLimit},
+		{"straight to the gateway, its project taking it all, tenant_limits", true, cUnlimited},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := startIsolated(t, 3*time.Minute)
+			atDoor := c.limit != ownLimit
+			var r *isolated
+			if atDoor {
+				r = startIsolated(t, 3*time.Minute, testbed.Testdata("overlays/gateway-tenant-limits.yaml"))
+			} else {
+				r = startIsolated(t, 3*time.Minute)
+			}
 			d := r.d
-			for _, team := range allTeams {
-				d.Projects.Throttle(team, projectRate)
+			switch c.limit {
+			case sharedLimit:
+				d.Projects.ThrottleTogether(sharedRate, allTeams...)
+			default:
+				for _, team := range allTeams {
+					if c.limit == ownLimit || team != "team-c" {
+						d.Projects.Throttle(team, projectRate)
+					}
+				}
 			}
 			flooders := floodersOf(t, d, "team-c", c.direct)
+			for _, f := range flooders {
+				if atDoor {
+					f.MaxBackoff = floodEvery // a sender that ignores backoff
+				}
+			}
 			stopFlood := flood(t, flooders)
 			cBefore := d.Projects.CountIn("team-c")
-			windows := r.during(t, "team c flooding "+c.name+", its project throttled", 10)
+			windows := r.during(t, "team c flooding "+c.name, 10)
 			stopFlood()
 			cDuring := d.Projects.CountIn("team-c") - cBefore
 			for _, team := range allTeams {
@@ -236,10 +265,17 @@ func TestIsolationDataVolume(t *testing.T) {
 				taken += len(s.Sent())
 				require.Zero(t, s.Refused(), "%s: flood requests refused for good: the flood did not happen", s.Workload)
 			}
-			// The flood happened, and met its project's limit.
-			require.GreaterOrEqual(t, taken, floodPlanned/2, "team c's flood was not taken")
-			parked, _ := d.Gateway.MetricWhere("otelcol_vaultauth_parked_exports", `tenant="team-c"`)
-			require.Positive(t, parked, "team c was never throttled: none of its exports parked")
+			// The flood happened, and met the limit it was meant to.
+			if atDoor {
+				over, _ := d.Gateway.Metric("otelcol_vaultidentity_requests_over_limit")
+				require.Positive(t, over, "team c's flood never met its tenant_limits")
+				require.GreaterOrEqual(t, taken, doorRate*floodSeconds/2, "team c got less than half its limit")
+				t.Logf("%.0f requests of team c refused over its limit", over)
+			} else {
+				require.GreaterOrEqual(t, taken, floodPlanned/2, "team c's flood was not taken")
+				parked, _ := d.Gateway.MetricWhere("otelcol_vaultauth_parked_exports", `tenant="team-c"`)
+				require.Positive(t, parked, "team c was never throttled: none of its exports parked")
+			}
 			t.Logf("teams a and b: lowest window %.1f%% of the control's median; team c: %d spans of its flood taken, %d of its spans landed during it",
 				100*float64(slices.Min(windows))/float64(median(r.control)), taken, cDuring)
 			checked, dups := r.finish(t)
@@ -286,11 +322,14 @@ func flood(t *testing.T, senders []*testbed.Flooder) (stop func()) {
 // workloads, over ten times teams a and b together, 6.7 times projectRate.
 const (
 	projectRate  = 3000
+	sharedRate   = 4500 // teams a and b send about 1,200 spans/s of it
+	doorRate     = 2500 // tenant_limits in overlays/gateway-tenant-limits.yaml
 	floodBatch   = 500
 	floodStreams = 2
 	floodEvery   = 100 * time.Millisecond
 	// floodPlanned is what team c sends while teams a and b are measured.
 	floodPlanned = 2 * floodStreams * floodBatch * int(10*isolationWindow/floodEvery)
+	floodSeconds = int(10 * isolationWindow / time.Second)
 )
 
 // floodersOf are the senders of team's flood, one per workload of the

@@ -25,11 +25,14 @@ import (
 // retries what is refused retryably, and remembers what was taken.
 type Flooder struct {
 	Workload string
-	conn     *grpc.ClientConn
-	md       metadata.MD
-	template []byte
-	offsets  []int // where each span's id is in template
-	index    uint32
+	// MaxBackoff caps the wait before a retry (default 1s); a sender that
+	// ignores backoff retries at its own pace.
+	MaxBackoff time.Duration
+	conn       *grpc.ClientConn
+	md         metadata.MD
+	template   []byte
+	offsets    []int // where each span's id is in template
+	index      uint32
 
 	mu      sync.Mutex
 	next    uint32
@@ -61,7 +64,7 @@ func NewFlooder(t T, workload string, index int, endpoint, identityToken string,
 	if err != nil {
 		t.Fatalf("flooder: %v", err)
 	}
-	f := &Flooder{Workload: workload, template: template, index: uint32(index)}
+	f := &Flooder{Workload: workload, template: template, index: uint32(index), MaxBackoff: time.Second}
 	for _, m := range markers {
 		off := bytes.Index(template, m[:])
 		if off < 0 || bytes.Count(template, m[:]) != 1 {
@@ -113,7 +116,7 @@ func (f *Flooder) Send() bool {
 				return false
 			}
 			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Second)
+			backoff = min(2*backoff, f.MaxBackoff)
 		default:
 			f.mu.Lock()
 			f.refused++

@@ -101,6 +101,17 @@ func (p *Projects) Throttle(project string, spansPerSecond int) {
 	p.limits[project] = rate.NewLimiter(rate.Limit(spansPerSecond), 4*spansPerSecond)
 }
 
+// ThrottleTogether makes projects share one limit of spansPerSecond, as a
+// limit every project meets downstream (the gateway's egress) would.
+func (p *Projects) ThrottleTogether(spansPerSecond int, projects ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lim := rate.NewLimiter(rate.Limit(spansPerSecond), 4*spansPerSecond)
+	for _, project := range projects {
+		p.limits[project] = lim
+	}
+}
+
 // projectAuth is the stand-in's authenticator: the token names the project.
 type projectAuth struct{ p *Projects }
 
