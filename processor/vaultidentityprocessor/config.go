@@ -124,9 +124,15 @@ func (c TenantLimitsConfig) validate(from string) []error {
 		if t.Burst < 0 {
 			errs = append(errs, fmt.Errorf("%sburst: must be 0 (one second's worth) or more, got %d", key, t.Burst))
 		}
+		if t.Burst > 0 && t.ItemsPerSecond == 0 {
+			errs = append(errs, fmt.Errorf("%sburst: set without items_per_second, which would leave it unlimited", key))
+		}
 	}
 	check("tenant_limits: ", c.TenantLimit)
 	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
+		if err := identity.ValidTenant(name); err != nil {
+			errs = append(errs, fmt.Errorf("tenant_limits: tenants: %q: %w", name, err))
+		}
 		check(fmt.Sprintf("tenant_limits: tenants: %s: ", name), c.Tenants[name])
 	}
 	if c.enabled() && from != FromAuth {

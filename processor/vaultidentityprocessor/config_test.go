@@ -68,6 +68,13 @@ func TestValidateNamesTheKey(t *testing.T) {
 		"tenant_limits: tenants: team-a: burst:": func(c *Config) {
 			c.TenantLimits.Tenants = map[string]TenantLimit{"team-a": {ItemsPerSecond: 10, Burst: -1}}
 		},
+		"tenant_limits: burst: set without items_per_second": func(c *Config) { c.TenantLimits.Burst = 100 },
+		"tenant_limits: tenants: team-x: burst: set without": func(c *Config) {
+			c.TenantLimits.Tenants = map[string]TenantLimit{"team-x": {Burst: 5000}}
+		},
+		"tenant_limits: tenants: \"Team A\":": func(c *Config) {
+			c.TenantLimits.Tenants = map[string]TenantLimit{"Team A": {ItemsPerSecond: 10}}
+		},
 		"tenant_limits: only used with from: auth": func(c *Config) {
 			c.From, c.Extension, c.TenantLimits.ItemsPerSecond = FromExtension, selfID, 100
 		},
