@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,9 @@ const (
 // running collector, the backend it exports to, and its senders.
 type saturationGateway struct {
 	name, config, role string
+	// sender is how the senders send: "" OTLP/gRPC (what agents send),
+	// "http/json" OTLP/HTTP with JSON bodies.
+	sender string
 
 	gw       *testbed.Collector
 	arrived  atomic.Int64 // spans at this gateway's own backend
@@ -115,12 +119,17 @@ func TestGatewaySaturation(t *testing.T) {
 			t.Fatal("could not pin the gateway to CPU 1")
 		}
 		for range saturationSenders {
-			g.senders = append(g.senders, pipelinetest.StartTracesExporter(t, pipelinetest.NewHost(nil), "otlp_grpc", map[string]any{
+			conf := map[string]any{
 				"endpoint": g.gw.OTLPGRPC, "tls": map[string]any{"insecure": true},
 				"headers":          map[string]any{"authorization": "Bearer " + jwt},
 				"sending_queue":    map[string]any{"enabled": false},
 				"retry_on_failure": map[string]any{"enabled": false},
-			}))
+			}
+			kind := "otlp_grpc"
+			if g.sender == "http/json" {
+				kind, conf["endpoint"], conf["encoding"] = "otlp_http", "http://"+g.gw.OTLPHTTP, "json"
+			}
+			g.senders = append(g.senders, pipelinetest.StartTracesExporter(t, pipelinetest.NewHost(nil), kind, conf))
 		}
 	}
 	bench := filepath.Join(testbed.RepoRoot(), "testdata", "bench")
@@ -137,13 +146,25 @@ func TestGatewaySaturation(t *testing.T) {
 			{name: "vaultauth + vaultidentity, audit off", config: withoutAudit(t, testbed.Example("gateway.yaml")), role: "otel-gateway"},
 			{name: "vaultauth + vaultidentity, audit on (examples/gateway.yaml)", config: testbed.Example("gateway.yaml"), role: "otel-gateway"},
 		},
+		{ // the receiver guard on what agents send
+			{name: "vaultauth + vaultidentity over gRPC, guard off", config: withoutGuard(t, testbed.Example("gateway.yaml")), role: "otel-gateway"},
+			{name: "vaultauth + vaultidentity over gRPC, guard on (examples/gateway.yaml)", config: testbed.Example("gateway.yaml"), role: "otel-gateway"},
+		},
+		{ // the receiver guard where it costs most: JSON bodies, depth-scanned
+			{name: "vaultauth + vaultidentity over HTTP/JSON, guard off", config: withoutGuard(t, testbed.Example("gateway.yaml")), role: "otel-gateway", sender: "http/json"},
+			{name: "vaultauth + vaultidentity over HTTP/JSON, guard on (examples/gateway.yaml)", config: testbed.Example("gateway.yaml"), role: "otel-gateway", sender: "http/json"},
+		},
 		{ // the method's own floor: the same config on both sides should measure 100%
 			{name: "baseline (A/A check, side A)", config: filepath.Join(bench, "gateway-baseline.yaml")},
 			{name: "the same baseline (A/A check, side B)", config: filepath.Join(bench, "gateway-baseline.yaml")},
 		},
 	}
+	only := os.Getenv("SATURATION_ONLY") // a part of the measured side's name: only that comparison
 	for _, p := range pairs {
 		base, ours := p[0], p[1]
+		if !strings.Contains(ours.name, only) {
+			continue
+		}
 		// Two halves, each starting the gateways afresh in the other order:
 		// with one config on both sides (an A/A run), the gateway started
 		// second measured 95–97% of the first, 40 block pairs each time.
@@ -197,36 +218,59 @@ func TestGatewaySaturation(t *testing.T) {
 // receiver and its pipeline. Everything else is the shipped config's.
 func withoutAudit(t *testing.T, path string) string {
 	t.Helper()
+	return rewritten(t, path, "gateway-audit-off.yaml", func(cfg map[string]any) {
+		delete(dig(cfg, "extensions", "vaultauth/agents", "server"), "audit")
+		vi := dig(cfg, "processors", "vaultidentity")
+		var attrs []any
+		for _, a := range vi["attributes"].([]any) {
+			if a != "vault.credential.hmac" {
+				attrs = append(attrs, a)
+			}
+		}
+		vi["attributes"] = attrs
+		delete(dig(cfg, "receivers"), "vaultaudit")
+		delete(dig(cfg, "service", "pipelines"), "logs/audit")
+	})
+}
+
+// withoutGuard writes the gateway config at path with its OTLP receiver's
+// protocols listing no middlewares: no guard before decoding. Everything
+// else is the shipped config's.
+func withoutGuard(t *testing.T, path string) string {
+	t.Helper()
+	return rewritten(t, path, "gateway-guard-off.yaml", func(cfg map[string]any) {
+		for _, proto := range []string{"grpc", "http"} {
+			delete(dig(cfg, "receivers", "otlp", "protocols", proto), "middlewares")
+		}
+	})
+}
+
+// rewritten writes the config at path, changed by edit, to a file name in
+// a temporary directory.
+func rewritten(t *testing.T, path, name string, edit func(cfg map[string]any)) string {
+	t.Helper()
 	var cfg map[string]any
 	if err := yaml.Unmarshal([]byte(readFile(t, path)), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	dig := func(m map[string]any, keys ...string) map[string]any {
-		for _, k := range keys {
-			m, _ = m[k].(map[string]any)
-		}
-		return m
-	}
-	delete(dig(cfg, "extensions", "vaultauth/agents", "server"), "audit")
-	vi := dig(cfg, "processors", "vaultidentity")
-	var attrs []any
-	for _, a := range vi["attributes"].([]any) {
-		if a != "vault.credential.hmac" {
-			attrs = append(attrs, a)
-		}
-	}
-	vi["attributes"] = attrs
-	delete(dig(cfg, "receivers"), "vaultaudit")
-	delete(dig(cfg, "service", "pipelines"), "logs/audit")
+	edit(cfg)
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "gateway-audit-off.yaml")
+	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// dig is the map at keys inside m (nil when one is missing).
+func dig(m map[string]any, keys ...string) map[string]any {
+	for _, k := range keys {
+		m, _ = m[k].(map[string]any)
+	}
+	return m
 }
 
 // saturate loads g alone for one block: its senders each send their next
