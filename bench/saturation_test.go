@@ -36,6 +36,7 @@ const (
 // running collector, the backend it exports to, and its senders.
 type saturationGateway struct {
 	name, config, role string
+	overlays           []string // merged over config
 	// sender is how the senders send: "" OTLP/gRPC (what agents send),
 	// "http/json" OTLP/HTTP with JSON bodies.
 	sender string
@@ -113,7 +114,7 @@ func TestGatewaySaturation(t *testing.T) {
 			creds := testbed.AppRoleCredentials(t, v, g.role)
 			env["VAULT_ROLE_ID_FILE"], env["VAULT_SECRET_ID_FILE"] = creds.RoleIDFile, creds.SecretIDFile
 		}
-		g.gw = testbed.StartCollector(t, "saturation", g.config, env)
+		g.gw = testbed.StartCollector(t, "saturation", g.config, env, g.overlays...)
 		g.senders = nil
 		if pinned && !pin(g.gw.Pid(), 1) {
 			t.Fatal("could not pin the gateway to CPU 1")
@@ -133,6 +134,7 @@ func TestGatewaySaturation(t *testing.T) {
 		}
 	}
 	bench := filepath.Join(testbed.RepoRoot(), "testdata", "bench")
+	noGuard := filepath.Join(bench, "gateway-no-guard.yaml")
 	pairs := [][2]*saturationGateway{
 		{
 			{name: "baseline (no vaultauth, no vaultidentity)", config: filepath.Join(bench, "gateway-baseline.yaml")},
@@ -147,11 +149,11 @@ func TestGatewaySaturation(t *testing.T) {
 			{name: "vaultauth + vaultidentity, audit on (examples/gateway.yaml)", config: testbed.Example("gateway.yaml"), role: "otel-gateway"},
 		},
 		{ // the receiver guard on what agents send
-			{name: "vaultauth + vaultidentity over gRPC, guard off", config: withoutGuard(t, testbed.Example("gateway.yaml")), role: "otel-gateway"},
+			{name: "vaultauth + vaultidentity over gRPC, guard off", config: testbed.Example("gateway.yaml"), overlays: []string{noGuard}, role: "otel-gateway"},
 			{name: "vaultauth + vaultidentity over gRPC, guard on (examples/gateway.yaml)", config: testbed.Example("gateway.yaml"), role: "otel-gateway"},
 		},
 		{ // the receiver guard where it costs most: JSON bodies, depth-scanned
-			{name: "vaultauth + vaultidentity over HTTP/JSON, guard off", config: withoutGuard(t, testbed.Example("gateway.yaml")), role: "otel-gateway", sender: "http/json"},
+			{name: "vaultauth + vaultidentity over HTTP/JSON, guard off", config: testbed.Example("gateway.yaml"), overlays: []string{noGuard}, role: "otel-gateway", sender: "http/json"},
 			{name: "vaultauth + vaultidentity over HTTP/JSON, guard on (examples/gateway.yaml)", config: testbed.Example("gateway.yaml"), role: "otel-gateway", sender: "http/json"},
 		},
 		{ // the method's own floor: the same config on both sides should measure 100%
@@ -218,59 +220,36 @@ func TestGatewaySaturation(t *testing.T) {
 // receiver and its pipeline. Everything else is the shipped config's.
 func withoutAudit(t *testing.T, path string) string {
 	t.Helper()
-	return rewritten(t, path, "gateway-audit-off.yaml", func(cfg map[string]any) {
-		delete(dig(cfg, "extensions", "vaultauth/agents", "server"), "audit")
-		vi := dig(cfg, "processors", "vaultidentity")
-		var attrs []any
-		for _, a := range vi["attributes"].([]any) {
-			if a != "vault.credential.hmac" {
-				attrs = append(attrs, a)
-			}
-		}
-		vi["attributes"] = attrs
-		delete(dig(cfg, "receivers"), "vaultaudit")
-		delete(dig(cfg, "service", "pipelines"), "logs/audit")
-	})
-}
-
-// withoutGuard writes the gateway config at path with its OTLP receiver's
-// protocols listing no middlewares: no guard before decoding. Everything
-// else is the shipped config's.
-func withoutGuard(t *testing.T, path string) string {
-	t.Helper()
-	return rewritten(t, path, "gateway-guard-off.yaml", func(cfg map[string]any) {
-		for _, proto := range []string{"grpc", "http"} {
-			delete(dig(cfg, "receivers", "otlp", "protocols", proto), "middlewares")
-		}
-	})
-}
-
-// rewritten writes the config at path, changed by edit, to a file name in
-// a temporary directory.
-func rewritten(t *testing.T, path, name string, edit func(cfg map[string]any)) string {
-	t.Helper()
 	var cfg map[string]any
 	if err := yaml.Unmarshal([]byte(readFile(t, path)), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	edit(cfg)
+	dig := func(m map[string]any, keys ...string) map[string]any {
+		for _, k := range keys {
+			m, _ = m[k].(map[string]any)
+		}
+		return m
+	}
+	delete(dig(cfg, "extensions", "vaultauth/agents", "server"), "audit")
+	vi := dig(cfg, "processors", "vaultidentity")
+	var attrs []any
+	for _, a := range vi["attributes"].([]any) {
+		if a != "vault.credential.hmac" {
+			attrs = append(attrs, a)
+		}
+	}
+	vi["attributes"] = attrs
+	delete(dig(cfg, "receivers"), "vaultaudit")
+	delete(dig(cfg, "service", "pipelines"), "logs/audit")
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), name)
+	p := filepath.Join(t.TempDir(), "gateway-audit-off.yaml")
 	if err := os.WriteFile(p, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// dig is the map at keys inside m (nil when one is missing).
-func dig(m map[string]any, keys ...string) map[string]any {
-	for _, k := range keys {
-		m, _ = m[k].(map[string]any)
-	}
-	return m
 }
 
 // saturate loads g alone for one block: its senders each send their next
