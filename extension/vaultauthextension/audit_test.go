@@ -189,6 +189,41 @@ func TestOwnCredentialHMACFindsItsLogin(t *testing.T) {
 	assert.ErrorContains(t, err, "vault.credential.hmac needs audit.device")
 }
 
+// The processor may start after this collector has logged in (the race
+// behind a CI failure of TestAuditOwnCredentialSidecar: spans stamped
+// with the entity but not the join key). An identity published before
+// the processor asked for vault.credential.hmac is withdrawn at once when
+// it asks, and comes back with the key: never without it.
+func TestOwnIdentityAskedForAfterLoginNeverLacksWhatWasAsked(t *testing.T) {
+	e := newAuditEnv(t)
+	e.v.PutPolicy(t, "self", `path "identity/entity/id/{{identity.entity.id}}" { capabilities = ["read"] }`)
+	roleID, secretID := e.v.AppRole(t, "self-reader", map[string]any{"token_policies": "audit-hash,self"})
+	cfg := withAppRole(clientConfig(e.v.Addr), roleID, secretID)
+	cfg.Client = configoptional.None[ClientConfig]()
+	cfg.Audit.GetOrInsertDefault().Device = "file"
+	h := startExtension(t, cfg)
+	provider := h.ext.(identity.Provider)
+	require.Eventually(t, func() bool { _, ok := provider.VaultIdentity(); return ok }, eventually, poll, "first login")
+
+	for _, asked := range []string{identity.CredentialHMAC, identity.EntityName} {
+		require.NoError(t, provider.RequireAttributes([]string{identity.EntityID, asked}))
+		if id, ok := provider.VaultIdentity(); ok {
+			_, has := id.Get(asked)
+			require.True(t, has, "an identity without %s after it was asked for", asked)
+		}
+		require.Eventually(t, func() bool {
+			id, ok := provider.VaultIdentity()
+			if !ok {
+				return false
+			}
+			_, has := id.Get(asked)
+			return has
+		}, eventually, poll, "%s never came", asked)
+	}
+	id, _ := provider.VaultIdentity()
+	require.Len(t, e.issuedBy(t, hmacOf(t, id)), 1)
+}
+
 // eventLog collects the audit events of one extension.
 type eventLog struct {
 	mu     sync.Mutex

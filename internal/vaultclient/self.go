@@ -55,6 +55,7 @@ func (s *Session) VaultIdentity() (*identity.Identity, bool) {
 func (si *selfIdentity) require(names []string) error {
 	si.mu.Lock()
 	defer si.mu.Unlock()
+	added := false
 	for _, n := range names {
 		if n == identity.EntityID || n == identity.Namespace || n == identity.Tenant {
 			continue
@@ -63,6 +64,7 @@ func (si *selfIdentity) require(names []string) error {
 			if err := si.canHash(); err != nil {
 				return err
 			}
+			added = added || !si.wantHMAC
 			si.wantHMAC = true
 			continue
 		}
@@ -73,7 +75,14 @@ func (si *selfIdentity) require(names []string) error {
 		}
 		if !containsKey(si.rules, n) {
 			si.rules = append(si.rules, identity.Rule{Key: n, Source: src})
+			added = true
 		}
+	}
+	// An identity published before this requirement lacks what it asks
+	// for: withdrawn (fail closed) until it is read for the current login,
+	// so that nothing is stamped without it meanwhile.
+	if res := si.s.current.Load(); added && res != nil && !si.readyLocked(res) {
+		si.current.Store(nil)
 	}
 	select {
 	case si.wake <- struct{}{}:
@@ -119,8 +128,7 @@ func containsKey(r identity.Rules, key string) bool {
 // entity read, so consumers see a complete identity.
 func (si *selfIdentity) loggedIn(res *loginResult) {
 	si.mu.Lock()
-	ready := (!si.needsEntity() || (si.entity != nil && si.entity.id == res.entityID)) &&
-		(!si.wantHMAC || (si.hmac != nil && si.hmac.res == res))
+	ready := si.readyLocked(res)
 	si.mu.Unlock()
 	if ready {
 		si.publish(res)
@@ -131,15 +139,27 @@ func (si *selfIdentity) loggedIn(res *loginResult) {
 	}
 }
 
+// readyLocked says whether everything consumers asked for is known for
+// res (si.mu held).
+func (si *selfIdentity) readyLocked(res *loginResult) bool {
+	return (!si.needsEntity() || (si.entity != nil && si.entity.id == res.entityID)) &&
+		(!si.wantHMAC || (si.hmac != nil && si.hmac.res == res))
+}
+
 func (si *selfIdentity) needsEntity() bool {
 	return si.rules.Needs(identity.FromEntityName, identity.FromEntityMetadata, identity.FromEntityGroups)
 }
 
-// publish builds the identity of res with the entity last read for it.
+// publish builds the identity of res with the entity last read for it. It
+// holds si.mu throughout, so that a requirement added meanwhile (require)
+// is never overwritten by an identity built without it.
 func (si *selfIdentity) publish(res *loginResult) {
 	si.mu.Lock()
+	defer si.mu.Unlock()
+	if si.s.current.Load() != res {
+		return // a newer login publishes its own
+	}
 	rules, ent, wantHMAC, h := si.rules, si.entity, si.wantHMAC, si.hmac
-	si.mu.Unlock()
 	var extra []identity.Attribute
 	if wantHMAC {
 		if h == nil || h.res != res {
