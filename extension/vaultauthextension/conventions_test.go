@@ -73,8 +73,11 @@ func TestVaultProxyWithAutoAuthToken(t *testing.T) {
 	require.NoError(t, provider.RequireAttributes([]string{identity.EntityID, identity.EntityName}))
 	require.Eventually(t, func() bool {
 		id, ok := provider.VaultIdentity()
+		if !ok {
+			return false // withdrawn until the entity name is read
+		}
 		_, named := id.Get(identity.EntityName)
-		return ok && named
+		return named
 	}, eventually, poll, "no identity through the proxy")
 }
 
