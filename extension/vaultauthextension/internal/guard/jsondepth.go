@@ -1,6 +1,10 @@
 package guard
 
-import "errors"
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+)
 
 // errTooDeep is what a body nesting beyond max_json_depth gets.
 var errTooDeep = errors.New("the OTLP/JSON body nests deeper than this receiver accepts")
@@ -13,45 +17,122 @@ type jsonDepth struct {
 	max      int
 	depth    int
 	inString bool
-	escaped  bool // the previous byte, inside a string, was a backslash
+	escaped  bool // the last read ended in a backslash inside a string
 }
 
-// jsonSpecial marks the bytes the scan acts on; every other byte costs one
-// table read.
-var jsonSpecial = func() (t [256]bool) {
-	for _, c := range []byte(`"\{}[]`) {
-		t[c] = true
-	}
-	return t
-}()
-
 // scan reads the next bytes and fails once the nesting exceeds max.
+//
+// Between backslashes (found with bytes.IndexByte) it reads eight bytes
+// at a time as one word: which bytes are quotes and brackets is a few
+// arithmetic operations on the word, which of them are inside strings is
+// the parity of the quotes before them (carried from word to word), and
+// the nesting moves by the opening brackets outside strings less the
+// closing ones. Backslashes, the bytes around them, words whose openings
+// could pass max and the last few bytes are read one at a time.
 func (j *jsonDepth) scan(p []byte) error {
-	for i := 0; i < len(p); i++ {
+	depth, inString, escaped := j.depth, j.inString, j.escaped
+	var err error
+	for i := 0; i < len(p); {
+		end := len(p) // where the next backslash is
+		if k := bytes.IndexByte(p[i:], '\\'); k >= 0 {
+			end = i + k
+		}
+		if escaped { // the first byte is escaped
+			end = i
+		}
+		var n int
+		n, depth, inString = j.scanBlocks(p[i:end], depth, inString)
+		i += n
+		n, depth, inString = j.scanWords(p[i:end], depth, inString)
+		i += n
+		// One at a time: the word that could pass max, or up to the
+		// backslash and the byte it escapes.
+		stop := min(end+2, len(p))
+		if i+8 <= end { // the word that could pass max
+			stop = i + 8
+		}
+		if depth, inString, escaped, err = j.scanBytes(p[i:stop], depth, inString, escaped); err != nil {
+			return err
+		}
+		i = stop
+	}
+	j.depth, j.inString, j.escaped = depth, inString, escaped
+	return nil
+}
+
+// scanWords reads p (which holds no backslash) a word at a time, up to
+// its last whole word or to a word whose openings could pass max, and
+// returns how many bytes it read.
+func (j *jsonDepth) scanWords(p []byte, depth int, inString bool) (int, int, bool) {
+	n := len(p)
+	carry := highBits & -b2u(inString) // every byte inside a string, or none
+	for ; len(p) >= 8; p = p[8:] {
+		x := binary.LittleEndian.Uint64(p)
+		quotes := highBits &^ nonZero(x^(lowBits*'"'))
+		// A quote count's parity is its low bit: the running counts (one
+		// byte each, at most 8) come from one multiplication.
+		in := ((quotes>>7)*lowBits<<7)&highBits ^ carry
+		folded := x &^ (lowBits * 0x20) // '{' and '}' become '[' and ']'
+		opens := count(highBits &^ (nonZero(folded^(lowBits*'[')) | in))
+		if depth+opens > j.max {
+			break
+		}
+		depth += opens - count(highBits&^(nonZero(folded^(lowBits*']'))|in))
+		carry = highBits & uint64(int64(in)>>63)
+	}
+	return n - len(p), depth, carry != 0
+}
+
+// scanBytes is scan one byte at a time.
+func (j *jsonDepth) scanBytes(p []byte, depth int, inString, escaped bool) (int, bool, bool, error) {
+	i := 0
+	if escaped {
+		i = 1 // the first byte is escaped
+	}
+	for ; i < len(p); i++ {
 		c := p[i]
-		if !jsonSpecial[c] {
-			j.escaped = false
+		if inString {
+			switch c {
+			case '"':
+				inString = false
+			case '\\':
+				i++ // the byte it escapes
+			}
 			continue
 		}
-		switch {
-		case j.inString:
-			switch {
-			case j.escaped:
-				j.escaped = false
-			case c == '\\':
-				j.escaped = true
-			case c == '"':
-				j.inString = false
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			if depth++; depth > j.max {
+				return depth, inString, false, errTooDeep
 			}
-		case c == '"':
-			j.inString = true
-		case c == '{' || c == '[':
-			if j.depth++; j.depth > j.max {
-				return errTooDeep
-			}
-		case c == '}' || c == ']':
-			j.depth--
+		case '}', ']':
+			depth--
 		}
 	}
-	return nil
+	// i is len(p)+1 when p ended in a backslash: its byte opens the next read.
+	return depth, inString, i > len(p), nil
+}
+
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+	low7Bits = 0x7f7f7f7f7f7f7f7f
+)
+
+// nonZero sets the high bit of each byte of y that is not zero (exactly:
+// no carry crosses a byte); the other bits are noise.
+func nonZero(y uint64) uint64 { return (y&low7Bits + low7Bits) | y }
+
+// count is how many bytes of m have their high bit set (m has no other
+// bit set): a multiplication sums them into the top byte, with no call
+// (bits.OnesCount64 checks for POPCNT, and spills the loop around it).
+func count(m uint64) int { return int((m >> 7) * lowBits >> 56) }
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,10 +1,13 @@
 package guard
 
 import (
+	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The nesting scan reads strings and escapes as JSON does, whatever way
@@ -35,5 +38,60 @@ func TestJSONDepthScan(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// referenceDepth is the nesting scan as the JSON grammar says it, one byte
+// at a time: what scan must agree with, however the bytes are cut.
+func referenceDepth(doc []byte, limit int) (deepest int, tooDeep bool) {
+	depth, inString, escaped := 0, false, false
+	for _, c := range doc {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+			if depth > limit {
+				return deepest, true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest, false
+}
+
+// The word- and block-at-a-time scan agrees with the byte-at-a-time
+// grammar on random documents of quotes, escapes (in half of them),
+// brackets and plain bytes, cut into random reads, at every limit around
+// their depth.
+func TestJSONDepthScanAgreesWithTheGrammar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 20000 {
+		alphabet := []byte(`"[]{}a:,\`)
+		if round%2 == 0 {
+			alphabet = alphabet[:len(alphabet)-1] // no escapes: every block is read as a block
+		}
+		doc := make([]byte, rng.IntN(1200))
+		for i := range doc {
+			doc[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		deepest, _ := referenceDepth(doc, len(doc))
+		limit := max(0, deepest-rng.IntN(3))
+		_, want := referenceDepth(doc, limit)
+		d := jsonDepth{max: limit}
+		var err error
+		for rest := doc; len(rest) > 0 && err == nil; {
+			n := min(1+rng.IntN(300), len(rest))
+			err = d.scan(rest[:n])
+			rest = rest[n:]
+		}
+		require.Equal(t, want, errors.Is(err, errTooDeep), "%q at max %d", doc, limit)
 	}
 }

@@ -1,0 +1,8 @@
+//go:build !amd64 || purego
+
+package guard
+
+// scanBlocks has no vector form here: scanWords reads everything.
+func (j *jsonDepth) scanBlocks(_ []byte, depth int, inString bool) (int, int, bool) {
+	return 0, depth, inString
+}
