@@ -3,13 +3,10 @@
 package guard // import "github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/guard"
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"math/bits"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,10 +16,14 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/vaultlightstep/vaultlightstep/extension/vaultauthextension/internal/telemetry"
 	"github.com/vaultlightstep/vaultlightstep/internal/ratelimit"
@@ -36,8 +37,9 @@ import (
 //
 //   - HTTP: the handler the middleware wraps gets the body after
 //     authentication and decompression, before the receiver reads it. The
-//     guard reads it (scanning JSON nesting as it arrives), then waits for
-//     its turn, then hands the receiver the bytes.
+//     guard wraps the body: each read is scanned for JSON nesting before
+//     the receiver sees it, and the read that ends the body waits for the
+//     body's turn (the OTLP receiver reads a whole body, then decodes it).
 //   - gRPC: messages are decoded by the server's codec before any
 //     interceptor runs, so the guard wraps the codec: a message waits for
 //     its turn, is decoded, and gives its bytes back when its call ends (a
@@ -141,111 +143,97 @@ func (g *Guard) refused(reason string) {
 // WrapHTTP guards an HTTP receiver's handler (extensionmiddleware.HTTPServer).
 func (g *Guard) WrapHTTP(_ context.Context, next http.Handler) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, reason := g.readBody(r)
-		// The receiver is done with the body when ServeHTTP returns (it reads
-		// it into its own buffer; net/http forbids reading it after): the
-		// buffer goes back to the pool.
-		defer putBody(body)
-		if reason != "" {
-			g.refused(reason)
-			http.Error(w, guardMessage(reason), guardStatus(reason))
-			return
+		body := &guardedBody{g: g, body: r.Body, ctx: r.Context()}
+		if ct := r.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/json") {
+			body.json, body.depth.max = true, g.cfg.MaxJSONDepth
 		}
-		n := g.weight(len(body))
-		if err := g.acquire(r.Context(), n); err != nil {
-			g.refused(ReasonBusy)
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, guardMessage(ReasonBusy), http.StatusServiceUnavailable)
-			return
-		}
-		g.acquired(n)
-		defer g.release(n)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
+		r.Body = body
+		defer body.done()
 		next.ServeHTTP(w, r)
 	}), nil
 }
 
-// readBody reads the whole (decompressed) body, stopping JSON that nests
-// beyond max_json_depth as soon as it does. It returns a refusal reason
-// instead when the body cannot be taken.
-func (g *Guard) readBody(r *http.Request) ([]byte, string) {
-	var depth *jsonDepth
-	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/json") {
-		depth = &jsonDepth{max: g.cfg.MaxJSONDepth}
+// guardedBody is a request's body as the receiver reads it: each read is
+// scanned for JSON nesting before the receiver sees it, and the read that
+// ends the body first waits for the body's turn in the budget, so the
+// receiver starts decoding only then (the OTLP receiver reads the whole
+// body before decoding it). A refusal is a gRPC status error, which the
+// OTLP receiver answers with its HTTP status (InvalidArgument: 400;
+// Unavailable with a retry delay: 503 and Retry-After) in an OTLP Status.
+// The body is never copied.
+type guardedBody struct {
+	g     *Guard
+	body  io.ReadCloser
+	ctx   context.Context
+	json  bool
+	depth jsonDepth
+	read  int64 // bytes so far
+	held  int64 // budget taken at the end of the body, given back by done
+	err   error // once set, every read returns it
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
 	}
-	// Read straight into the body's buffer, sized from Content-Length when
-	// it is known (a hint: a decompressed body grows), with room for the
-	// read that finds the end; scanning each read.
-	size := int64(32 << 10)
-	if r.ContentLength > 0 {
-		size = min(r.ContentLength, 1<<20) + 512
+	n, err := b.body.Read(p)
+	if n > 0 {
+		if b.json && b.depth.scan(p[:n]) != nil {
+			return 0, b.refuse(ReasonTooDeep)
+		}
+		b.read += int64(n)
 	}
-	body := getBody(int(size))
-	for {
-		if len(body) == cap(body) {
-			body = slices.Grow(body, len(body))
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, io.EOF):
+		weight := b.g.weight(int(b.read))
+		if b.g.acquire(b.ctx, weight) != nil {
+			return 0, b.refuse(ReasonBusy)
 		}
-		n, err := r.Body.Read(body[len(body):cap(body)])
-		if n > 0 {
-			if depth != nil && depth.scan(body[len(body):len(body)+n]) != nil {
-				return body[:0], ReasonTooDeep
-			}
-			body = body[:len(body)+n]
-		}
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.Is(err, io.EOF):
-			return body, ""
-		case errors.As(err, &tooLarge):
-			return body[:0], ReasonTooLarge
-		case err != nil:
-			return body[:0], ReasonBadBody
-		}
+		b.g.acquired(weight)
+		b.held, b.err = weight, io.EOF
+		return n, io.EOF
+	case isTooLarge(err):
+		return 0, b.refuse(ReasonTooLarge)
+	}
+	return 0, b.refuse(ReasonBadBody)
+}
+
+// isTooLarge says whether err is the receiver's body limit (its own
+// function: the target errors.As needs lives on the heap).
+func isTooLarge(err error) bool {
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge)
+}
+
+func (b *guardedBody) Close() error { return b.body.Close() }
+
+// refuse counts the refusal and ends the body with its status.
+func (b *guardedBody) refuse(reason string) error {
+	b.g.refused(reason)
+	b.err = refusal(reason)
+	return b.err
+}
+
+// done gives back the budget the body took (the receiver is done with it:
+// net/http forbids using the request after ServeHTTP returns).
+func (b *guardedBody) done() {
+	if b.held > 0 {
+		b.g.release(b.held)
 	}
 }
 
-// bodies are read buffers for reuse, by size class (powers of two from
-// 32 KiB to 4 MiB): a request's body costs a copy, not an allocation the
-// size of the body, and a request takes a buffer less than four times the
-// size it asked for (a small or slow one never holds a large buffer).
-var bodies [maxBodyClass - minBodyClass + 1]sync.Pool
-
-const (
-	minBodyClass = 15 // 32 KiB
-	maxBodyClass = 22 // 4 MiB
-)
-
-// getBody returns an empty buffer of at least size bytes.
-func getBody(size int) []byte {
-	class := max(minBodyClass, bits.Len(uint(size-1))) // the least power of two >= size
-	if class > maxBodyClass {
-		return make([]byte, 0, size)
+// refusal is the status a refused body ends with; its message says what to
+// change, nothing more.
+func refusal(reason string) error {
+	if reason == ReasonBusy {
+		st, err := status.New(codes.Unavailable, guardMessage(reason)).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+		if err == nil {
+			return st.Err()
+		}
 	}
-	if p, ok := bodies[class-minBodyClass].Get().(*[]byte); ok {
-		return (*p)[:0]
-	}
-	return make([]byte, 0, 1<<class)
-}
-
-// putBody keeps b for reuse in the class its capacity fills.
-func putBody(b []byte) {
-	class := bits.Len(uint(cap(b))) - 1 // the greatest power of two <= cap
-	if class < minBodyClass || class > maxBodyClass {
-		return
-	}
-	b = b[:0]
-	bodies[class-minBodyClass].Put(&b)
-}
-
-func guardStatus(reason string) int {
-	switch reason {
-	case ReasonTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case ReasonBusy:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusBadRequest
+	return status.Error(codes.InvalidArgument, guardMessage(reason))
 }
 
 // guardMessage is what the sender is told: what to change, nothing more.
