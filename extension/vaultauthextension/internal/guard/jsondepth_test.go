@@ -72,6 +72,14 @@ func referenceDepth(doc []byte, limit int) (deepest int, tooDeep bool) {
 // brackets and plain bytes, cut into random reads, at every limit around
 // their depth.
 func TestJSONDepthScanAgreesWithTheGrammar(t *testing.T) {
+	vector := hasVector
+	t.Cleanup(func() { hasVector = vector })
+	for _, hasVector = range []bool{vector, false} { // as here, and as on a CPU without AVX2
+		scanAgreesWithTheGrammar(t)
+	}
+}
+
+func scanAgreesWithTheGrammar(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 20000 {
 		alphabet := []byte(`"[]{}a:,\`)
