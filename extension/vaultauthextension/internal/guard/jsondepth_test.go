@@ -103,3 +103,24 @@ func scanAgreesWithTheGrammar(t *testing.T) {
 		require.Equal(t, want, errors.Is(err, errTooDeep), "%q at max %d", doc, limit)
 	}
 }
+
+// FuzzJSONDepthScan: whatever the bytes and however they are cut, the scan
+// refuses exactly the documents the grammar says nest deeper than max.
+func FuzzJSONDepthScan(f *testing.F) {
+	f.Add([]byte(`{"a":[1,{"b":"x\"]["}]}`), uint8(2), uint8(5))
+	f.Add([]byte(strings.Repeat(`[{"k":"]]]]"},`, 20)), uint8(3), uint8(64))
+	f.Add([]byte(`"\\`+strings.Repeat(`[`, 100)), uint8(50), uint8(7))
+	f.Fuzz(func(t *testing.T, doc []byte, limit, cut uint8) {
+		_, want := referenceDepth(doc, int(limit))
+		d := jsonDepth{max: int(limit)}
+		var err error
+		for rest := doc; len(rest) > 0 && err == nil; {
+			n := min(int(cut)+1, len(rest))
+			err = d.scan(rest[:n])
+			rest = rest[n:]
+		}
+		if errors.Is(err, errTooDeep) != want {
+			t.Fatalf("%q at max %d in reads of %d: refused %v, the grammar says %v", doc, limit, int(cut)+1, err != nil, want)
+		}
+	})
+}
