@@ -207,7 +207,13 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &tooLarge)
 }
 
-func (b *guardedBody) Close() error { return b.body.Close() }
+// Close closes the body. Its error is not the sender's business (the
+// receiver would write it into the response): it is dropped, as before
+// the guard wrapped the body.
+func (b *guardedBody) Close() error {
+	_ = b.body.Close()
+	return nil
+}
 
 // refuse counts the refusal and ends the body with its status.
 func (b *guardedBody) refuse(reason string) error {

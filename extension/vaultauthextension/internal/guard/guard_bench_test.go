@@ -125,6 +125,21 @@ func BenchmarkJSONDepthScan(b *testing.B) {
 	}
 }
 
+// BenchmarkJSONDepthScanAtTheLimit is a document that stays one level
+// under max for 4 MiB (`[` 255 times, then `[]` repeated), read at once:
+// the cost of nesting that never passes the limit but keeps the fast
+// paths from running. Linear: about the byte loop's speed.
+func BenchmarkJSONDepthScanAtTheLimit(b *testing.B) {
+	doc := append(bytes.Repeat([]byte("["), 255), bytes.Repeat([]byte("[]"), 2<<20)...)
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		d := jsonDepth{max: 256}
+		if err := d.scan(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // newTestGuard is a guard with the shipped examples' limits.
 func newTestGuard(tb testing.TB) *Guard {
 	tb.Helper()

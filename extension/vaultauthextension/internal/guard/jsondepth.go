@@ -22,34 +22,53 @@ type jsonDepth struct {
 
 // scan reads the next bytes and fails once the nesting exceeds max.
 //
-// Between backslashes (found with bytes.IndexByte) it reads eight bytes
-// at a time as one word: which bytes are quotes and brackets is a few
-// arithmetic operations on the word, which of them are inside strings is
-// the parity of the quotes before them (carried from word to word), and
-// the nesting moves by the opening brackets outside strings less the
-// closing ones. Backslashes, the bytes around them, words whose openings
-// could pass max and the last few bytes are read one at a time.
+// Between backslashes (found with bytes.IndexByte) it reads 64 bytes at a
+// time where the CPU has vector instructions (scanBlocks), then eight
+// bytes at a time as one word (scanWords): which bytes are quotes and
+// brackets is a few operations on the word, which of them are inside
+// strings is the parity of the quotes before them (carried from word to
+// word), and the nesting moves by the opening brackets outside strings
+// less the closing ones. Backslashes and the bytes they escape, the last
+// few bytes, and every byte while the nesting is within nearLimit of max
+// are read one at a time: exact, and linear in the bytes whatever they are.
 func (j *jsonDepth) scan(p []byte) error {
 	depth, inString, escaped := j.depth, j.inString, j.escaped
 	var err error
+	end := -1 // the next backslash at or after i (len(p): none); found again once passed
 	for i := 0; i < len(p); {
-		end := len(p) // where the next backslash is
-		if k := bytes.IndexByte(p[i:], '\\'); k >= 0 {
-			end = i + k
+		if end < i {
+			end = len(p)
+			if k := bytes.IndexByte(p[i:], '\\'); k >= 0 {
+				end = i + k
+			}
 		}
-		if escaped { // the first byte is escaped
-			end = i
+		fast := end // the fast paths read up to the backslash, none when the first byte is escaped
+		if escaped {
+			fast = i
 		}
 		var n int
-		n, depth, inString = j.scanBlocks(p[i:end], depth, inString)
+		n, depth, inString = j.scanBlocks(p[i:fast], depth, inString)
 		i += n
-		n, depth, inString = j.scanWords(p[i:end], depth, inString)
+		n, depth, inString = j.scanWords(p[i:fast], depth, inString)
 		i += n
-		// One at a time: the word that could pass max, or up to the
-		// backslash and the byte it escapes.
+		if i+8 <= fast {
+			// Stopped near max: one byte at a time until the nesting is well
+			// below it, so that a document hovering at the limit costs a
+			// byte loop, never a fast path started again for each word.
+			for i < len(p) && (depth > j.max-nearLimit || escaped) {
+				stop := min(i+nearLimit, len(p))
+				if depth, inString, escaped, err = j.scanBytes(p[i:stop], depth, inString, escaped); err != nil {
+					return err
+				}
+				i = stop
+			}
+			continue
+		}
+		// One at a time: the escaped byte, or up to the backslash and the
+		// byte it escapes, or the last few bytes.
 		stop := min(end+2, len(p))
-		if i+8 <= end { // the word that could pass max
-			stop = i + 8
+		if escaped {
+			stop = min(i+8, len(p))
 		}
 		if depth, inString, escaped, err = j.scanBytes(p[i:stop], depth, inString, escaped); err != nil {
 			return err
@@ -59,6 +78,10 @@ func (j *jsonDepth) scan(p []byte) error {
 	j.depth, j.inString, j.escaped = depth, inString, escaped
 	return nil
 }
+
+// nearLimit is how far below max the nesting must fall before the fast
+// paths read again (a block holds at most 64 openings).
+const nearLimit = 64
 
 // scanWords reads p (which holds no backslash) a word at a time, up to
 // its last whole word or to a word whose openings could pass max, and

@@ -17,8 +17,9 @@ func structuralMasks(p []byte, out []uint64)
 var hasVector = cpu.X86.HasAVX2
 
 // blocksPerCall is how many 64-byte blocks one structuralMasks call reads
-// (their masks live on the stack).
-const blocksPerCall = 64
+// (their masks live on the stack): few, so that a scan stopping near max
+// has computed little it does not use.
+const blocksPerCall = 16
 
 // scanBlocks reads p (which holds no backslash) 64 bytes at a time, up to
 // its last whole block or to a block whose openings could pass max, and
