@@ -23,6 +23,10 @@ type selfIdentity struct {
 	mu     sync.Mutex
 	rules  identity.Rules // what consumers asked for, by convention of the names
 	entity *entityOf      // the last entity read
+	// forbidden is the entity id whose read Vault refused by policy: its
+	// identity is published without the entity's attributes (said once,
+	// at warn level), since retrying cannot help.
+	forbidden string
 	// wantHMAC: a consumer stamps vault.credential.hmac, the audit HMAC of
 	// this collector's token, read once per login into hmac.
 	wantHMAC bool
@@ -79,10 +83,10 @@ func (si *selfIdentity) require(names []string) error {
 		}
 	}
 	// An identity published before this requirement lacks what it asks
-	// for: withdrawn (fail closed) until it is read for the current login,
-	// so that nothing is stamped without it meanwhile.
-	if res := si.s.current.Load(); added && res != nil && !si.readyLocked(res) {
-		si.current.Store(nil)
+	// for: rebuilt at once when what it needs is known, withdrawn (fail
+	// closed) until it is read otherwise.
+	if res := si.s.current.Load(); added && res != nil {
+		si.publishLocked(res)
 	}
 	select {
 	case si.wake <- struct{}{}:
@@ -108,10 +112,12 @@ type hmacOf struct {
 	hmac string
 }
 
-// entityOf is an entity read, with the id it was read for.
+// entityOf is an entity read, with the id it was read for and whether
+// its groups were read with it.
 type entityOf struct {
-	id string
-	e  Entity
+	id     string
+	e      Entity
+	groups bool
 }
 
 func containsKey(r identity.Rules, key string) bool {
@@ -127,12 +133,7 @@ func containsKey(r identity.Rules, key string) bool {
 // more is needed (or the entity was read before), otherwise after the
 // entity read, so consumers see a complete identity.
 func (si *selfIdentity) loggedIn(res *loginResult) {
-	si.mu.Lock()
-	ready := si.readyLocked(res)
-	si.mu.Unlock()
-	if ready {
-		si.publish(res)
-	}
+	si.publish(res) // or withdraw the previous login's, until this one's is known
 	select {
 	case si.wake <- struct{}{}:
 	default:
@@ -142,43 +143,49 @@ func (si *selfIdentity) loggedIn(res *loginResult) {
 // readyLocked says whether everything consumers asked for is known for
 // res (si.mu held).
 func (si *selfIdentity) readyLocked(res *loginResult) bool {
-	return (!si.needsEntity() || (si.entity != nil && si.entity.id == res.entityID)) &&
-		(!si.wantHMAC || (si.hmac != nil && si.hmac.res == res))
+	hmacKnown := !si.wantHMAC || (si.hmac != nil && si.hmac.res == res)
+	entityKnown := !si.needsEntity() || res.entityID == "" || si.forbidden == res.entityID ||
+		(si.entity != nil && si.entity.id == res.entityID && (si.entity.groups || !si.rules.Needs(identity.FromEntityGroups)))
+	return hmacKnown && entityKnown
 }
 
 func (si *selfIdentity) needsEntity() bool {
 	return si.rules.Needs(identity.FromEntityName, identity.FromEntityMetadata, identity.FromEntityGroups)
 }
 
-// publish builds the identity of res with the entity last read for it. It
-// holds si.mu throughout, so that a requirement added meanwhile (require)
-// is never overwritten by an identity built without it.
+// publish publishes the identity of res, when everything consumers asked
+// for is known for it, and withdraws the published one otherwise (fail
+// closed: no identity rather than one without an attribute asked for, or
+// with the previous token's join key).
 func (si *selfIdentity) publish(res *loginResult) {
 	si.mu.Lock()
 	defer si.mu.Unlock()
+	si.publishLocked(res)
+}
+
+// publishLocked is publish with si.mu held, so that a requirement added
+// meanwhile (require) is never overwritten by an identity built without it.
+func (si *selfIdentity) publishLocked(res *loginResult) {
 	if si.s.current.Load() != res {
 		return // a newer login publishes its own
 	}
-	rules, ent, wantHMAC, h := si.rules, si.entity, si.wantHMAC, si.hmac
+	if !si.readyLocked(res) {
+		si.current.Store(nil)
+		return
+	}
 	var extra []identity.Attribute
-	if wantHMAC {
-		if h == nil || h.res != res {
-			// Fail closed: no identity rather than one without its join
-			// key (or with the previous token's), until the hash is read.
-			si.current.Store(nil)
-			return
-		}
-		extra = append(extra, identity.Attribute{Key: identity.CredentialHMAC, Value: h.hmac})
+	if si.wantHMAC {
+		extra = append(extra, identity.Attribute{Key: identity.CredentialHMAC, Value: si.hmac.hmac})
 	}
 	facts := identity.Facts{Policies: res.policies}
-	if ent != nil && ent.id == res.entityID {
+	if ent := si.entity; ent != nil && ent.id == res.entityID {
 		facts.EntityName, facts.EntityMetadata, facts.GroupNames = ent.e.Name, ent.e.Metadata, ent.e.GroupNames
 	}
 	ns := res.namespace
 	if ns == "" {
 		ns = si.s.namespace
 	}
-	si.current.Store(identity.New(res.entityID, NamespaceFromPath(ns), append(rules.Apply(facts), extra...)...))
+	si.current.Store(identity.New(res.entityID, NamespaceFromPath(ns), append(si.rules.Apply(facts), extra...)...))
 }
 
 // run resolves the entity-backed attributes after each login and each new
@@ -228,20 +235,26 @@ func (si *selfIdentity) resolve(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, si.s.timeout)
 	defer cancel()
 	e, err := ReadEntity(ctx, si.s, res.entityID, groups)
-	if err != nil {
-		// Without the entity, the identity still has its id: publish that
-		// rather than hold every request back.
-		si.publish(res)
-		if errors.Is(err, ErrEntityForbidden) && si.warned.CompareAndSwap(false, true) {
+	if errors.Is(err, ErrEntityForbidden) {
+		// Refused by policy: retrying cannot help, so the identity goes
+		// out with its id and without what the entity would add.
+		si.mu.Lock()
+		si.forbidden = res.entityID
+		si.publishLocked(res)
+		si.mu.Unlock()
+		if si.warned.CompareAndSwap(false, true) {
 			si.s.logger.Warn("cannot read this collector's own Vault entity, so attributes that need it are not stamped; "+
 				"grant read on identity/entity/id/{{identity.entity.id}} (and identity/group/id/* for groups)", zap.Error(err))
 		}
 		return err
 	}
+	if err != nil {
+		return err // retried; what was published for this login stays, or nothing (fail closed)
+	}
 	si.mu.Lock()
-	si.entity = &entityOf{id: res.entityID, e: e}
+	si.entity, si.forbidden = &entityOf{id: res.entityID, e: e, groups: groups}, ""
+	si.publishLocked(res)
 	si.mu.Unlock()
-	si.publish(res)
 	return nil
 }
 
