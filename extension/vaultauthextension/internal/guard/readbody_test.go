@@ -91,3 +91,42 @@ func otlpLikeReceiver(decode func([]byte)) http.Handler {
 		decode(body)
 	})
 }
+
+// What a sender may hide nesting behind, in bodies long enough for the
+// 64-byte fast path: brackets inside strings (never counted), escaped
+// quotes that do not end a string (`\"`) and escaped backslashes that let
+// one end (`\\"`), and a document that stays one level under the limit
+// for 1 MiB. Each request is counted: refused ones never reach the
+// decoder, accepted ones reach it once, byte for byte.
+func TestNestingHiddenInStringsAndAtTheLimit(t *testing.T) {
+	g := newTestGuard(t) // max_json_depth 256
+	var decoded [][]byte
+	h, err := g.WrapHTTP(context.Background(), otlpLikeReceiver(func(b []byte) { decoded = append(decoded, b) }))
+	require.NoError(t, err)
+	brackets := strings.Repeat("[{", 500)
+	for _, tc := range []struct {
+		name string
+		body string
+		want int
+	}{
+		{"brackets only inside strings", `{"a":["` + brackets + `","\"` + brackets + `"]}`, http.StatusOK},
+		{"an escaped quote does not end the string", `{"a":"\"` + brackets + `"}`, http.StatusOK},
+		{"an escaped backslash lets the quote end it", `{"a":"x\\"` + strings.Repeat("[", 300) + `"]`, http.StatusBadRequest},
+		{"nesting after a long string", `{"a":"` + strings.Repeat("x", 5000) + `","b":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`, http.StatusBadRequest},
+		{"one level under the limit for 1 MiB", strings.Repeat("[", 255) + strings.Repeat("[]", 512<<10) + strings.Repeat("]", 255), http.StatusOK},
+		{"one level over, after 1 MiB under", strings.Repeat("[", 255) + strings.Repeat("[]", 512<<10) + "[[" + strings.Repeat("]", 257), http.StatusBadRequest},
+	} {
+		decoded = nil
+		r := httptest.NewRequest(http.MethodPost, "/v1/traces", strings.NewReader(tc.body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		assert.Equal(t, tc.want, w.Code, tc.name)
+		if tc.want == http.StatusOK {
+			require.Len(t, decoded, 1, tc.name)
+			assert.Equal(t, len(tc.body), len(decoded[0]), tc.name)
+		} else {
+			assert.Empty(t, decoded, "%s: reached the decoder", tc.name)
+		}
+	}
+}
