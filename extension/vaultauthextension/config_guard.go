@@ -37,14 +37,22 @@ func defaultGuardConfig() GuardConfig {
 	return GuardConfig{MaxInflightBytes: 4 << 20, MaxJSONDepth: 256, MaxWait: 5 * time.Second}
 }
 
+// maxJSONDepthLimit is the deepest max_json_depth accepted.
+const maxJSONDepthLimit = 10000
+
 // Validate checks the `guard:` block.
 func (c *GuardConfig) Validate() error {
 	var errs []error
 	if c.MaxInflightBytes < 64<<10 {
 		errs = append(errs, fmt.Errorf("max_inflight_bytes: at least 65536 (64 KiB), got %d", c.MaxInflightBytes))
 	}
-	if c.MaxJSONDepth < 32 {
+	switch {
+	case c.MaxJSONDepth < 32:
 		errs = append(errs, fmt.Errorf("max_json_depth: at least 32 (OTLP/JSON spans nest 10 levels before their first attribute), got %d", c.MaxJSONDepth))
+	case c.MaxJSONDepth > maxJSONDepthLimit:
+		// Deeper would let one body grow a decoder's stack without the
+		// limit doing its job; protobuf-go stops at the same depth.
+		errs = append(errs, fmt.Errorf("max_json_depth: at most %d (the protobuf decoders' own recursion limit), got %d", maxJSONDepthLimit, c.MaxJSONDepth))
 	}
 	if c.MaxWait <= 0 {
 		errs = append(errs, errors.New("max_wait: must be positive"))

@@ -137,6 +137,8 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"pods with a token source", pods, func(c *Config) { c.Server.Get().Attributes = map[string]string{"vault.x": "token:policies"} }, "server: attributes:"},
 		{"pods with audit", pods, func(c *Config) { c.Server.Get().Audit.GetOrInsertDefault() }, "server: audit:"},
 		{"pods without auth", pods, func(c *Config) { c.Auth = configoptional.None[vaultclient.AuthConfig]() }, "auth: required"},
+		{"shallow max_json_depth", server, func(c *Config) { c.Guard.MaxJSONDepth = 10 }, "max_json_depth: at least 32"},
+		{"unbounded max_json_depth", server, func(c *Config) { c.Guard.MaxJSONDepth = 1 << 30 }, "max_json_depth: at most 10000"},
 		{"per-client above global", server, func(c *Config) {
 			c.Server.Get().IdentityToken = configoptional.None[IdentityTokenServerConfig]()
 			c.Server.Get().TokenLookup.GetOrInsertDefault().MaxLookupsPerSecondPerClient = 1000
