@@ -144,13 +144,21 @@ func (g *Guard) refused(reason string) {
 func (g *Guard) WrapHTTP(_ context.Context, next http.Handler) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := &guardedBody{g: g, body: r.Body, ctx: r.Context()}
-		if ct := r.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/json") {
+		if isJSON(r.Header.Get("Content-Type")) {
 			body.json, body.depth.max = true, g.cfg.MaxJSONDepth
 		}
 		r.Body = body
 		defer body.done()
 		next.ServeHTTP(w, r)
 	}), nil
+}
+
+// isJSON says whether a Content-Type is OTLP/JSON's, in any letter case
+// and with any parameters (as the receiver reads it), without a copy.
+func isJSON(contentType string) bool {
+	const jsonType = "application/json"
+	ct := strings.TrimSpace(contentType)
+	return len(ct) >= len(jsonType) && strings.EqualFold(ct[:len(jsonType)], jsonType)
 }
 
 // guardedBody is a request's body as the receiver reads it: each read is
